@@ -1,0 +1,193 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/cri/errdefs"
+)
+
+// Names inside a container's directory that MountRootfs owns.
+const (
+	rootfsName = "rootfs"
+	upperName  = "upper"
+	workName   = "work"
+	lowerName  = "lower" // the empty lower layer of an image without layers
+)
+
+// LayerDirs returns the absolute unpacked layer directories of the image
+// ref names (any form Get accepts; normally its ID), bottom to top. A layer
+// listed twice appears once, at its topmost position: the lower copy is
+// entirely shadowed by the upper one, and overlayfs refuses to stack a
+// directory twice. Errors: errdefs.ErrNotFound for an unknown image,
+// errdefs.ErrFailedPrecondition when a layer directory has gone missing
+// (re-import the image).
+func (s *Store) LayerDirs(id string) ([]string, error) {
+	s.mu.Lock()
+	rec, _, err := s.resolveLocked(id)
+	var diffIDs []string
+	if err == nil {
+		diffIDs = slices.Clone(rec.Image.DiffIDs)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	seen := map[string]bool{}
+	for _, d := range slices.Backward(diffIDs) {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		dir := s.layerDir(d)
+		if !exists(dir) {
+			return nil, errdefs.FailedPrecondition("image %s: layer %s is missing from the store", rec.Image.ID, d)
+		}
+		dirs = append(dirs, dir)
+	}
+	slices.Reverse(dirs)
+	return dirs, nil
+}
+
+// MountRootfs mounts the image's root file system for a container at
+// dir/rootfs: an overlay of the image's layers (read-only) with dir/upper
+// taking the container's writes (dir/work is overlayfs's scratch space). It
+// creates the directories as needed and returns dir/rootfs. If dir/rootfs is
+// already a mount point it returns at once, so a restarted daemon can call
+// it again for a container it finds. The mount lives until UnmountRootfs;
+// the layers it uses must be passed in inUse to Remove and Prune meanwhile.
+func (s *Store) MountRootfs(imageID, dir string) (rootfs string, err error) {
+	layers, err := s.LayerDirs(imageID)
+	if err != nil {
+		return "", err
+	}
+	rootfs = filepath.Join(dir, rootfsName)
+	if mounted, err := mountinfo.Mounted(rootfs); err == nil && mounted {
+		return rootfs, nil
+	}
+	upper, work := filepath.Join(dir, upperName), filepath.Join(dir, workName)
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{dir, 0o711}, {upper, 0o755}, {work, 0o700}, {rootfs, 0o755}} {
+		if err := os.Mkdir(d.path, d.mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("mount rootfs: %w", err)
+		}
+	}
+	if len(layers) == 0 {
+		// overlayfs needs a lower layer; an empty one adds nothing.
+		empty := filepath.Join(dir, lowerName)
+		if err := os.Mkdir(empty, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("mount rootfs: %w", err)
+		}
+		layers = []string{empty}
+	}
+	slices.Reverse(layers) // overlayfs lists the top layer first
+	opts, done, err := overlayOptions(layers, upper, work)
+	if err != nil {
+		return "", fmt.Errorf("mount rootfs at %s: %w", rootfs, err)
+	}
+	defer done()
+	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mount rootfs at %s (%d layers): %w", rootfs, len(layers), err)
+	}
+	return rootfs, nil
+}
+
+// overlayOptions builds the mount data. The kernel takes at most one page
+// of it and splits it at ',' and ':', so when the plain paths do not fit or
+// contain those characters, each directory is opened and named by its short
+// /proc/self/fd path instead (resolved by the kernel during mount); done
+// closes those descriptors.
+func overlayOptions(lower []string, upper, work string) (opts string, done func(), err error) {
+	format := func(lower []string, upper, work string) string {
+		return "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work
+	}
+	plain := format(lower, upper, work)
+	if len(plain) < unix.Getpagesize() && !strings.ContainsAny(strings.Join(append(slices.Clone(lower), upper, work), ""), ",:\\") {
+		return plain, func() {}, nil
+	}
+	var fds []int
+	done = func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	byFD := func(p string) (string, error) {
+		fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("open %s: %w", p, err)
+		}
+		fds = append(fds, fd)
+		return "/proc/self/fd/" + strconv.Itoa(fd), nil
+	}
+	short := make([]string, len(lower))
+	for i, p := range lower {
+		if short[i], err = byFD(p); err != nil {
+			done()
+			return "", nil, err
+		}
+	}
+	u, err := byFD(upper)
+	if err != nil {
+		done()
+		return "", nil, err
+	}
+	w, err := byFD(work)
+	if err != nil {
+		done()
+		return "", nil, err
+	}
+	opts = format(short, u, w)
+	if len(opts) >= unix.Getpagesize() {
+		done()
+		return "", nil, fmt.Errorf("too many layers (%d) for one overlay mount", len(lower))
+	}
+	return opts, done, nil
+}
+
+// UnmountRootfs undoes MountRootfs: it unmounts dir/rootfs (detaching it
+// lazily if it is busy, e.g. a process still has a file open) and removes
+// dir/rootfs, dir/upper, dir/work and dir/lower, leaving dir itself to its
+// owner. It is idempotent: nothing mounted, or nothing there, is success. It
+// never removes the directories while something is still mounted on rootfs,
+// since that would delete through the mount.
+func UnmountRootfs(dir string) error {
+	rootfs := filepath.Join(dir, rootfsName)
+	for range 8 { // mounts may be stacked; each round removes one
+		err := unix.Unmount(rootfs, 0)
+		if errors.Is(err, unix.EBUSY) {
+			err = unix.Unmount(rootfs, unix.MNT_DETACH)
+		}
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			break // not a mount point, or absent
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", rootfs, err)
+		}
+	}
+	mounted, err := mountinfo.Mounted(rootfs)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("unmount %s: %w", rootfs, err)
+	}
+	if mounted {
+		return fmt.Errorf("unmount %s: still mounted", rootfs)
+	}
+	var errs []error
+	for _, name := range []string{rootfsName, upperName, workName, lowerName} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,54 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+)
+
+// Remove removes what ref names (see Get for the forms) and then deletes the
+// unpacked layers that no image references any more, except those inUse
+// names (keys: diff IDs, the layers of existing containers).
+//
+// When ref is a tag and the image has other tags, only that tag is removed,
+// as `crictl rmi` and `docker rmi` do; the image and its layers stay. In
+// every other case — an ID, an ID prefix, a digest reference, or the image's
+// last tag — the whole image is removed with all its names. The caller
+// checks that no container uses the image before removing it.
+//
+// Errors are of class errdefs.ErrNotFound when ref names no image (the CRI
+// edge treats that as success, RemoveImage being idempotent). An error
+// deleting layers is returned after the record is gone; a later Prune
+// finishes the job.
+func (s *Store) Remove(ref string, inUse map[string]bool) error {
+	s.mu.Lock()
+	rec, kind, err := s.resolveLocked(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if kind == byTag && len(rec.Image.RepoTags) > 1 {
+		defer s.mu.Unlock()
+		norm, _ := NormalizeRef(ref) // resolved by tag, so it parses
+		next := *rec
+		next.Image = rec.Image.clone()
+		next.Image.RepoTags = slices.DeleteFunc(next.Image.RepoTags, func(t string) bool { return t == norm })
+		return s.writeRecordLocked(&next)
+	}
+	if err := s.deleteRecordLocked(rec.Image.ID); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	trash, err := s.retireUnusedLayersLocked(inUse)
+	s.mu.Unlock()
+	if trash != "" {
+		if rerr := os.RemoveAll(trash); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("image %s removed, but deleting its layers failed: %w", rec.Image.ID, err)
+	}
+	return nil
+}

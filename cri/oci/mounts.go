@@ -1,0 +1,178 @@
+package oci
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/berth-project/berth/cri/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Root propagation modes runc understands.
+const (
+	propPrivate = "rprivate"
+	propSlave   = "rslave"
+	propShared  = "rshared"
+)
+
+// defaultMounts are the kernel filesystems every container sees. A
+// privileged container gets /sys and its cgroup tree writable.
+func defaultMounts(privileged bool) []specs.Mount {
+	sysMode := "ro"
+	if privileged {
+		sysMode = "rw"
+	}
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc",
+			Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs",
+			Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
+			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
+			Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs",
+			Options: []string{"nosuid", "noexec", "nodev", sysMode}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+			Options: []string{"nosuid", "noexec", "nodev", "relatime", sysMode}},
+	}
+}
+
+// hostFiles are the per-pod files the caller prepared on the host.
+type hostFiles struct {
+	resolvConf, hosts, hostname string
+	shm                         string
+	hostIPC                     bool
+}
+
+// fileMounts binds the pod's /dev/shm and /etc files. /dev/shm comes from
+// the pod's shm (shared by its containers), the host's when the pod uses the
+// node's IPC namespace, or a private tmpfs when the caller has none. The
+// /etc files follow the container's read-only-rootfs setting, as users of
+// readOnlyRootFilesystem expect.
+func fileMounts(f hostFiles, readonly bool) []specs.Mount {
+	var out []specs.Mount
+	shmOpts := []string{"rbind", propPrivate, "nosuid", "nodev", "noexec", "rw"}
+	switch {
+	case f.shm != "":
+		out = append(out, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: f.shm, Options: shmOpts})
+	case f.hostIPC:
+		out = append(out, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: "/dev/shm", Options: shmOpts})
+	default:
+		out = append(out, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
+			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}})
+	}
+	mode := "rw"
+	if readonly {
+		mode = "ro"
+	}
+	for _, m := range []struct{ dst, src string }{
+		{"/etc/resolv.conf", f.resolvConf},
+		{"/etc/hosts", f.hosts},
+		{"/etc/hostname", f.hostname},
+	} {
+		if m.src != "" {
+			out = append(out, specs.Mount{Destination: m.dst, Type: "bind", Source: m.src,
+				Options: []string{"rbind", propPrivate, mode}})
+		}
+	}
+	return out
+}
+
+// criMounts converts the request's mounts, and returns the root propagation
+// they need ("" when runc's default will do). Mounts are ordered parents
+// first, so that /data is mounted before /data/sub whatever the request's
+// order.
+func criMounts(mounts []*runtimeapi.Mount, resolve func(string) (string, error)) ([]specs.Mount, string, error) {
+	var out []specs.Mount
+	rootProp := ""
+	for i, m := range mounts {
+		field := fmt.Sprintf("mounts[%d]", i)
+		dst := m.GetContainerPath()
+		if !filepath.IsAbs(dst) {
+			return nil, "", errdefs.InvalidArgument("%s.container_path: %q is not an absolute path", field, dst)
+		}
+		src := m.GetHostPath()
+		if src == "" {
+			if m.GetImage() != nil {
+				return nil, "", fmt.Errorf("%s.image: image volume mounts are not supported: %w",
+					field, errdefs.ErrUnimplemented)
+			}
+			return nil, "", errdefs.InvalidArgument("%s.host_path is empty", field)
+		}
+		if !filepath.IsAbs(src) {
+			return nil, "", errdefs.InvalidArgument("%s.host_path: %q is not an absolute path", field, src)
+		}
+		// CRI: a symlinked host path mounts its target; a missing one is an error.
+		resolved, err := resolve(src)
+		if err != nil {
+			return nil, "", errdefs.InvalidArgument("%s.host_path: %w", field, err)
+		}
+		opts := []string{"rbind"}
+		switch m.GetPropagation() {
+		case runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+			opts = append(opts, propPrivate)
+		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+			opts = append(opts, propSlave)
+			if rootProp != propShared {
+				rootProp = propSlave
+			}
+		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			opts = append(opts, propShared)
+			rootProp = propShared
+		default:
+			return nil, "", errdefs.InvalidArgument("%s.propagation: unknown mode %v", field, m.GetPropagation())
+		}
+		if m.GetReadonly() {
+			opts = append(opts, "ro")
+		} else {
+			opts = append(opts, "rw")
+		}
+		if m.GetRecursiveReadOnly() {
+			if !m.GetReadonly() || m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+				return nil, "", errdefs.InvalidArgument(
+					"%s.recursive_read_only requires readonly and private propagation", field)
+			}
+			opts = append(opts, "rro")
+		}
+		opts = append(opts, m.GetMountOptions()...)
+		out = append(out, specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: resolved, Options: opts})
+	}
+	slices.SortStableFunc(out, func(a, b specs.Mount) int {
+		return depth(a.Destination) - depth(b.Destination)
+	})
+	return out, rootProp, nil
+}
+
+func depth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
+// mergeMounts puts the runtime's mounts first and the request's after,
+// dropping any runtime mount that a requested one replaces: same
+// destination, or below a requested destination (mounting /dev drops
+// /dev/pts and /dev/shm too).
+func mergeMounts(runtimeMounts, requested []specs.Mount) []specs.Mount {
+	out := make([]specs.Mount, 0, len(runtimeMounts)+len(requested))
+	for _, m := range runtimeMounts {
+		if !coveredBy(m.Destination, requested) {
+			out = append(out, m)
+		}
+	}
+	return append(out, requested...)
+}
+
+func coveredBy(dst string, mounts []specs.Mount) bool {
+	for _, m := range mounts {
+		if m.Destination == dst || m.Destination != "/" && strings.HasPrefix(dst, m.Destination+"/") {
+			return true
+		}
+	}
+	return false
+}

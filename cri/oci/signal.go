@@ -1,0 +1,91 @@
+package oci
+
+import (
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/berth-project/berth/cri/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+// Real-time signal bounds as user space sees them: glibc keeps 32 and 33
+// for itself, so SIGRTMIN is 34, as docker and containerd count it.
+const (
+	sigRTMin = 34
+	sigRTMax = 64
+)
+
+// signalAliases are names unix.SignalNum does not know.
+var signalAliases = map[string]syscall.Signal{
+	"SIGIOT":    unix.SIGABRT,
+	"SIGCLD":    unix.SIGCHLD,
+	"SIGPOLL":   unix.SIGIO,
+	"SIGUNUSED": unix.SIGSYS,
+}
+
+// StopSignal returns the signal that asks the image's process to stop: its
+// STOPSIGNAL ("SIGTERM", "TERM", "term", "15", "SIGRTMIN+3", "RTMAX-1"), or
+// SIGTERM when it has none. An unknown signal is an InvalidArgument.
+func StopSignal(imageCfg v1.Config) (syscall.Signal, error) {
+	s := strings.TrimSpace(imageCfg.StopSignal)
+	if s == "" {
+		return unix.SIGTERM, nil
+	}
+	sig, ok := parseSignal(s)
+	if !ok {
+		return 0, errdefs.InvalidArgument("image StopSignal: unknown signal %q", imageCfg.StopSignal)
+	}
+	return sig, nil
+}
+
+func parseSignal(s string) (syscall.Signal, bool) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return syscall.Signal(n), n > 0 && n <= sigRTMax
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig, ok := signalAliases[name]; ok {
+		return sig, true
+	}
+	if sig, ok := parseRealtime(name); ok {
+		return sig, true
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, true
+	}
+	return 0, false
+}
+
+// parseRealtime reads SIGRTMIN, SIGRTMIN+n, SIGRTMAX and SIGRTMAX-n.
+func parseRealtime(name string) (syscall.Signal, bool) {
+	base, sign, rest := 0, 0, ""
+	switch {
+	case strings.HasPrefix(name, "SIGRTMIN"):
+		base, sign, rest = sigRTMin, 1, strings.TrimPrefix(name, "SIGRTMIN")
+	case strings.HasPrefix(name, "SIGRTMAX"):
+		base, sign, rest = sigRTMax, -1, strings.TrimPrefix(name, "SIGRTMAX")
+	default:
+		return 0, false
+	}
+	if rest == "" {
+		return syscall.Signal(base), true
+	}
+	op := "+"
+	if sign < 0 {
+		op = "-"
+	}
+	num, ok := strings.CutPrefix(rest, op)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	sig := base + sign*n
+	return syscall.Signal(sig), sig >= sigRTMin && sig <= sigRTMax
+}

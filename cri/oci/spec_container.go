@@ -1,0 +1,171 @@
+package oci
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-project/berth/cri/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ContainerInput is what ContainerSpec needs besides the CRI request: the
+// image's config and where the caller put things on the host.
+type ContainerInput struct {
+	ID      string
+	Config  *runtimeapi.ContainerConfig
+	Sandbox *runtimeapi.PodSandboxConfig
+	// Image is the image's config (Entrypoint, Cmd, Env, WorkingDir, User).
+	Image v1.Config
+	// Rootfs is the container's mounted root filesystem on the host. Its
+	// /etc/passwd and /etc/group are read (confined to it) to resolve users.
+	Rootfs string
+	// SandboxPID is the pause process: the container joins its IPC and UTS
+	// namespaces, and its PID namespace in PID mode POD.
+	SandboxPID int
+	// TargetPID is the target container's process for PID mode TARGET.
+	TargetPID int
+	// NetNSPath is the pod's network namespace; "" when network is NODE.
+	NetNSPath   string
+	CgroupsPath string
+	// Host files bound at /etc/resolv.conf, /etc/hosts, /etc/hostname and
+	// /dev/shm ("" = none; for ShmPath: the host's /dev/shm when IPC is NODE).
+	ResolvConf, Hosts, HostnameFile, ShmPath string
+	// MinOOMScoreAdj is the lowest oom_score_adj the runtime may set.
+	MinOOMScoreAdj int
+}
+
+// ContainerSpec builds the runc spec of a container from its CRI request.
+// Bad requests are errdefs.InvalidArgument naming the field. It reads only
+// the rootfs's passwd/group, a Localhost seccomp profile, the requested host
+// devices and mount sources (and /dev when privileged).
+func ContainerSpec(in ContainerInput) (*specs.Spec, error) {
+	cfg := in.Config
+	if cfg == nil {
+		return nil, errdefs.InvalidArgument("container %s: config is missing", in.ID)
+	}
+	if in.Rootfs == "" {
+		return nil, errdefs.InvalidArgument("container %s: rootfs is empty", in.ID)
+	}
+	sc := cfg.GetLinux().GetSecurityContext()
+	privileged := sc.GetPrivileged()
+	if privileged && !in.Sandbox.GetLinux().GetSecurityContext().GetPrivileged() {
+		return nil, errdefs.InvalidArgument(
+			"linux.security_context.privileged: the pod sandbox was not created privileged")
+	}
+	nsOpts := sc.GetNamespaceOptions()
+	if nsOpts == nil {
+		nsOpts = in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	}
+	modes, err := modesOf(nsOpts)
+	if err != nil {
+		return nil, err
+	}
+
+	spec := newSpec(in.Rootfs)
+	spec.Root.Readonly = sc.GetReadonlyRootfs()
+	spec.Annotations = maps.Clone(cfg.GetAnnotations())
+	spec.Linux.CgroupsPath = in.CgroupsPath
+	if err := containerProcess(spec, in, modes); err != nil {
+		return nil, err
+	}
+	if err := containerSecurity(spec, sc, privileged); err != nil {
+		return nil, err
+	}
+	if spec.Linux.Namespaces, err = containerNamespaces(modes, in.NetNSPath, in.SandboxPID, in.TargetPID); err != nil {
+		return nil, err
+	}
+	if err := containerMounts(spec, in, modes, privileged); err != nil {
+		return nil, err
+	}
+	if err := containerDevices(spec, cfg.GetDevices(), privileged); err != nil {
+		return nil, err
+	}
+	if err := applyResources(spec, cfg.GetLinux().GetResources(), in.MinOOMScoreAdj, "linux.resources"); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// containerProcess fills in what runs, as whom, where and with what
+// environment.
+func containerProcess(spec *specs.Spec, in ContainerInput, modes nsModes) error {
+	p := spec.Process
+	var err error
+	if p.Args, err = processArgs(in.Config, in.Image); err != nil {
+		return err
+	}
+	if p.Cwd, err = workingDir(in.Config, in.Image); err != nil {
+		return err
+	}
+	sc := in.Config.GetLinux().GetSecurityContext()
+	u, err := resolveUser(in.Rootfs, sc, in.Image.User)
+	if err != nil {
+		return err
+	}
+	p.User = specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.additional}
+	hostname := in.Sandbox.GetHostname()
+	if hostname == "" && modes.hostNetwork() {
+		hostname, _ = os.Hostname()
+	}
+	if p.Env, err = processEnv(in.Config, in.Image, hostname, u.home); err != nil {
+		return err
+	}
+	p.Terminal = in.Config.GetTty()
+	p.NoNewPrivileges = sc.GetNoNewPrivs()
+	return nil
+}
+
+// containerSecurity sets capabilities, seccomp and masked paths. Privileged
+// means all the node can grant and no filter.
+func containerSecurity(spec *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext, privileged bool) error {
+	if privileged {
+		spec.Process.Capabilities = privilegedCapabilities().toSpec()
+		return nil
+	}
+	caps, err := resolveCapabilities(sc.GetCapabilities())
+	if err != nil {
+		return err
+	}
+	spec.Process.Capabilities = caps.toSpec()
+	spec.Linux.Seccomp, err = seccompFor(sc.GetSeccomp(), sc.GetSeccompProfilePath(),
+		"linux.security_context", caps.granted)
+	if err != nil {
+		return err
+	}
+	spec.Linux.MaskedPaths = pathsOr(sc.GetMaskedPaths(), defaultMaskedPaths)
+	spec.Linux.ReadonlyPaths = pathsOr(sc.GetReadonlyPaths(), defaultReadonlyPaths)
+	return nil
+}
+
+func containerMounts(spec *specs.Spec, in ContainerInput, modes nsModes, privileged bool) error {
+	requested, rootProp, err := criMounts(in.Config.GetMounts(), filepath.EvalSymlinks)
+	if err != nil {
+		return err
+	}
+	files := hostFiles{
+		resolvConf: in.ResolvConf, hosts: in.Hosts, hostname: in.HostnameFile,
+		shm: in.ShmPath, hostIPC: modes.hostIPC(),
+	}
+	runtimeMounts := append(defaultMounts(privileged), fileMounts(files, spec.Root.Readonly)...)
+	spec.Mounts = mergeMounts(runtimeMounts, requested)
+	spec.Linux.RootfsPropagation = rootProp
+	return nil
+}
+
+func containerDevices(spec *specs.Spec, reqs []*runtimeapi.Device, privileged bool) error {
+	devs, rules, err := requestedDevices(reqs)
+	if err != nil {
+		return err
+	}
+	if privileged {
+		spec.Linux.Devices = mergeDevices(devs, hostDevices("/dev"))
+		spec.Linux.Resources.Devices = allowAllDevices()
+		return nil
+	}
+	spec.Linux.Devices = devs
+	spec.Linux.Resources.Devices = append(spec.Linux.Resources.Devices, rules...)
+	return nil
+}

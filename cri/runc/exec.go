@@ -1,0 +1,91 @@
+package runc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/cri/errdefs"
+)
+
+// Exec runs process inside container id with its output going to stdout
+// and stderr, and returns its exit code. When ctx ends first, the process
+// in the container is killed (not only runc) and a DeadlineExceeded error
+// is returned. scratch is a private directory for the process spec, the pid
+// file and runc's own log.
+func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scratch string, stdout, stderr io.Writer) (int, error) {
+	data, err := json.Marshal(process)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	procFile := filepath.Join(scratch, "process.json")
+	pidFile := filepath.Join(scratch, "exec.pid")
+	logFile := filepath.Join(scratch, "runc.log")
+	if err := os.WriteFile(procFile, data, 0o600); err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	// Not bound to ctx: on timeout we kill the process in the container and
+	// runc then returns by itself, so no pipe is left held open.
+	cmd := r.Command(context.Background(), logFile, "exec", "--process", procFile, "--pid-file", pidFile, id)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// A background child of the process may keep the output pipes open;
+	// the exec is over when the process is.
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var waitErr error
+	select {
+	case waitErr = <-done:
+	case <-ctx.Done():
+		killExecProcess(pidFile, done)
+		return 0, errdefs.DeadlineExceeded("exec in container %s: command timed out: %v", id, ctx.Err())
+	}
+	if waitErr == nil {
+		return 0, nil
+	}
+	var exitErr *exec.ExitError
+	if errors.As(waitErr, &exitErr) {
+		if _, statErr := os.Stat(pidFile); statErr == nil {
+			// The process ran: runc exec passes on its exit status.
+			return exitErr.ExitCode(), nil
+		}
+	}
+	log, _ := os.ReadFile(logFile)
+	return 0, Classify("exec", log, waitErr)
+}
+
+// killExecProcess kills the exec'd process by the pid runc recorded, then
+// waits for runc to return; runc itself is killed if it lingers.
+func killExecProcess(pidFile string, done <-chan error) {
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if data, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		select {
+		case <-done:
+			return
+		case <-deadline:
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/cri/atomicfile"
+	"github.com/berth-project/berth/cri/errdefs"
+	"github.com/berth-project/berth/cri/image"
+	"github.com/berth-project/berth/cri/store"
+)
+
+// RemoveContainer kills the container if it runs and deletes it, its
+// rootfs and its runc state. Removing an unknown container is success.
+// The log file stays: it belongs to whoever chose its path.
+func (s *Service) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	c, err := s.store.Container(req.GetContainerId())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.RemoveContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.removeContainer(ctx, c); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+func (s *Service) removeContainer(ctx context.Context, c *store.Container) error {
+	id := c.Meta.ID
+	if err := s.stopContainer(ctx, c, 0); err != nil {
+		return err
+	}
+	if err := s.cfg.Runc.Delete(ctx, id, true); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := image.UnmountRootfs(c.Dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := atomicfile.RemoveAll(c.Dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	s.store.DeleteContainer(id)
+	s.store.ReleaseName(store.ContainerNameKey(c.Meta.SandboxID, c.Config().GetMetadata()), id)
+	if _, err := s.images.Get(c.Meta.ImageID); errors.Is(err, errdefs.ErrNotFound) {
+		// The image went while this container used it: its layers can go now.
+		if err := s.images.Prune(s.layersInUse()); err != nil {
+			s.log.Warn("prune image layers", "error", err)
+		}
+	}
+	s.log.Info("container removed", "container", id)
+	return nil
+}
+
+// layersInUse are the diff IDs of every container's rootfs layers.
+func (s *Service) layersInUse() map[string]bool {
+	inUse := map[string]bool{}
+	for _, c := range s.store.Containers() {
+		for _, d := range c.Meta.DiffIDs {
+			inUse[d] = true
+		}
+	}
+	return inUse
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/cri/errdefs"
+	"github.com/berth-project/berth/cri/shim"
+	"github.com/berth-project/berth/cri/store"
+)
+
+// startErrorExitCode is what a container that never ran reports, as
+// containerd does.
+const startErrorExitCode = 128
+
+// StartContainer has the pod's shim create the container's process
+// through runc, then starts it.
+func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
+	c, err := s.store.Container(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	id := c.Meta.ID
+	if st := c.Status(); st.State != store.ContainerCreated {
+		return nil, errdefs.FailedPrecondition("container %s is %s, only a created container can be started", id, st.State)
+	}
+	sb, err := s.store.Sandbox(c.Meta.SandboxID)
+	if err != nil {
+		return nil, err
+	}
+	sbStatus := sb.Status()
+	if sbStatus.State != store.SandboxReady {
+		return nil, errdefs.FailedPrecondition("sandbox %s of container %s is not ready (%s)", sb.Meta.ID, id, sbStatus.Reason)
+	}
+	pid, err := shim.Create(ctx, sbStatus.Shim.Socket, shim.Request{
+		ID:       id,
+		Bundle:   c.Dir,
+		LogPath:  c.Meta.LogPath,
+		ExitFile: filepath.Join(c.Dir, store.ExitFile),
+		OOMFiles: s.cfg.CgroupDriver.OOMFiles(c.Meta.CgroupsPath),
+	})
+	if err == nil {
+		err = s.cfg.Runc.Start(ctx, id)
+	}
+	if err != nil {
+		cctx, cancel := cleanupContext()
+		defer cancel()
+		s.cfg.Runc.Delete(cctx, id, true)
+		c.Update(func(st *store.ContainerStatus) error {
+			st.State = store.ContainerExited
+			st.FinishedAt = time.Now().UnixNano()
+			st.ExitCode = startErrorExitCode
+			st.Reason = store.ReasonStartError
+			st.Message = err.Error()
+			return nil
+		})
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
+	if err := c.Update(func(st *store.ContainerStatus) error {
+		st.State = store.ContainerRunning
+		st.Pid = pid
+		st.StartedAt = time.Now().UnixNano()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	s.log.Info("container started", "container", id, "pid", pid)
+	return &runtimeapi.StartContainerResponse{}, nil
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/cri/store"
+)
+
+// ContainerStatus reports a container's state, times, exit and config.
+func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	c, err := s.store.Container(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st := s.containerStatus(ctx, c)
+	cfg := c.Config()
+	status := &runtimeapi.ContainerStatus{
+		Id:          c.Meta.ID,
+		Metadata:    cfg.GetMetadata(),
+		State:       containerState(st.State),
+		CreatedAt:   c.Meta.CreatedAt,
+		StartedAt:   st.StartedAt,
+		FinishedAt:  st.FinishedAt,
+		ExitCode:    st.ExitCode,
+		Image:       &runtimeapi.ImageSpec{Image: cfg.GetImage().GetImage(), Annotations: cfg.GetImage().GetAnnotations()},
+		ImageRef:    c.Meta.ImageID,
+		ImageId:     c.Meta.ImageID,
+		Reason:      st.Reason,
+		Message:     st.Message,
+		Labels:      cfg.GetLabels(),
+		Annotations: cfg.GetAnnotations(),
+		Mounts:      cfg.GetMounts(),
+		LogPath:     c.Meta.LogPath,
+		Resources:   &runtimeapi.ContainerResources{Linux: cfg.GetLinux().GetResources()},
+		StopSignal:  runtimeapi.Signal(c.Meta.StopSignal),
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: status}
+	if req.GetVerbose() {
+		var spec any
+		if data, err := os.ReadFile(filepath.Join(c.Dir, "config.json")); err == nil {
+			json.Unmarshal(data, &spec)
+		}
+		info, _ := json.Marshal(map[string]any{
+			"sandboxID":   c.Meta.SandboxID,
+			"pid":         st.Pid,
+			"cgroupsPath": c.Meta.CgroupsPath,
+			"bundle":      c.Dir,
+			"runtimeSpec": spec,
+		})
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+func containerState(s store.ContainerState) runtimeapi.ContainerState {
+	switch s {
+	case store.ContainerCreated:
+		return runtimeapi.ContainerState_CONTAINER_CREATED
+	case store.ContainerRunning:
+		return runtimeapi.ContainerState_CONTAINER_RUNNING
+	case store.ContainerExited:
+		return runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/berth-project/berth/cri/atomicfile"
+	"github.com/berth-project/berth/cri/image"
+	"github.com/berth-project/berth/cri/store"
+)
+
+// recover rebuilds the runtime's view after berthd (re)starts.
+//
+// Assumptions: records are written atomically, and a record gets its
+// status file only once everything it describes exists; shims outlive
+// berthd and record exits in files. So:
+//   - complete records are loaded as they are; their live state is then
+//     read from reality on every query (exit files, shim liveness), so a
+//     container that exited while berthd was down reports its real exit,
+//     and one whose shim died is reported lost, not running;
+//   - incomplete records (a crash during RunPodSandbox or CreateContainer)
+//     are undone by their IDs: runc state, mounts, network, directories;
+//   - unreadable records are logged and left on disk untouched.
+func (s *Service) recover(ctx context.Context) {
+	incomplete, errs := s.store.Load()
+	for _, err := range errs {
+		s.log.Error("record unreadable, left as it is", "error", err)
+	}
+	for _, inc := range incomplete {
+		s.log.Warn("cleaning up after interrupted creation", "kind", inc.Kind, "id", inc.ID)
+		switch inc.Kind {
+		case "sandbox":
+			s.undoSandbox(ctx, inc.ID, inc.Dir)
+		case "container":
+			s.cfg.Runc.Delete(ctx, inc.ID, true)
+			image.UnmountRootfs(inc.Dir)
+			atomicfile.RemoveAll(inc.Dir)
+		}
+	}
+	running := 0
+	for _, c := range s.store.Containers() {
+		if s.containerStatus(ctx, c).State == store.ContainerRunning {
+			running++
+		}
+	}
+	s.log.Info("runtime state recovered", "sandboxes", len(s.store.Sandboxes()), "containers", len(s.store.Containers()), "running", running, "cleaned", len(incomplete))
+}
+
+// undoSandbox removes what a half-created sandbox may have left, found by
+// the naming conventions of RunPodSandbox.
+func (s *Service) undoSandbox(ctx context.Context, id, dir string) {
+	s.cfg.Runc.Delete(ctx, id, true)
+	socket := s.shimSocket(id)
+	stopShimAt(ctx, socket)
+	stateDir := s.sandboxStateDir(id)
+	unmountShm(filepath.Join(stateDir, "shm"))
+	meta := &store.SandboxMeta{ID: id, NetNS: filepath.Join(s.cfg.State, "netns", id)}
+	if err := s.teardownNetwork(ctx, meta); err != nil {
+		s.log.Warn("network teardown of interrupted sandbox", "sandbox", id, "error", err)
+	}
+	atomicfile.RemoveAll(stateDir)
+	atomicfile.RemoveAll(dir)
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/cri/store"
+)
+
+// PodSandboxStatus reports a sandbox's state, IPs and configuration.
+func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	sb, err := s.store.Sandbox(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	st := sb.Status()
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: sandboxStatus(sb, st)}
+	if req.GetVerbose() {
+		info, _ := json.Marshal(map[string]any{
+			"pid":            st.Pid,
+			"shimPid":        st.Shim.Pid,
+			"netns":          sb.Meta.NetNS,
+			"cgroupParent":   sb.Meta.CgroupParent,
+			"runtimeHandler": sb.Meta.RuntimeHandler,
+			"reason":         st.Reason,
+		})
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+func sandboxStatus(sb *store.Sandbox, st store.SandboxStatus) *runtimeapi.PodSandboxStatus {
+	cfg := sb.Config()
+	out := &runtimeapi.PodSandboxStatus{
+		Id:             sb.Meta.ID,
+		Metadata:       cfg.GetMetadata(),
+		State:          sandboxState(st.State),
+		CreatedAt:      sb.Meta.CreatedAt,
+		Labels:         cfg.GetLabels(),
+		Annotations:    cfg.GetAnnotations(),
+		RuntimeHandler: sb.Meta.RuntimeHandler,
+		Linux: &runtimeapi.LinuxPodSandboxStatus{
+			Namespaces: &runtimeapi.Namespace{Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()},
+		},
+	}
+	if st.State == store.SandboxReady && len(st.IPs) > 0 {
+		out.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: st.IPs[0]}
+		for _, ip := range st.IPs[1:] {
+			out.Network.AdditionalIps = append(out.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
+	}
+	return out
+}
+
+func sandboxState(s store.SandboxState) runtimeapi.PodSandboxState {
+	if s == store.SandboxReady {
+		return runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+}

@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/cri/cgroup"
+	"github.com/berth-project/berth/cri/image"
+	"github.com/berth-project/berth/cri/network"
+	"github.com/berth-project/berth/cri/runc"
+	"github.com/berth-project/berth/cri/store"
+)
+
+// Version is berth's version as reported by the Version RPC.
+var Version = "0.1.0-dev"
+
+// images is what the runtime needs of the image store.
+type images interface {
+	Get(ref string) (image.Image, error)
+	List() []image.Image
+	Remove(ref string, inUse map[string]bool) error
+	Prune(inUse map[string]bool) error
+	MountRootfs(imageID, dir string) (string, error)
+	FsInfo() (mountpoint string, usedBytes, inodesUsed uint64, err error)
+	Import(path string) ([]image.Image, error)
+}
+
+// podNetwork is what the runtime needs of CNI.
+type podNetwork interface {
+	Ready() error
+	Setup(ctx context.Context, a network.Attachment) (network.Result, error)
+	Teardown(ctx context.Context, a network.Attachment) error
+	UpdatePodCIDR(cidr string) error
+}
+
+// Config is the runtime's configuration. Paths must be absolute.
+type Config struct {
+	Root         string        // persistent records (--root)
+	State        string        // runtime state: shim sockets, netns, runc root (--state)
+	ShimBinary   string        // berth-shim
+	PauseBinary  string        // berth-pause, copied into the sandbox rootfs
+	Runc         *runc.Runc    // runc binary and root
+	CgroupDriver cgroup.Driver // cgroupfs or systemd
+	// MinOOMScoreAdj is the lowest oom_score_adj berth may give a process.
+	MinOOMScoreAdj int
+}
+
+// Service implements the CRI RuntimeService and ImageService.
+type Service struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	runtimeapi.UnimplementedImageServiceServer
+
+	cfg     Config
+	store   *store.Store
+	images  images
+	network podNetwork
+	log     *slog.Logger
+	pause   string // sandbox rootfs holding /pause
+}
+
+// Deps are the parts the service is built from.
+type Deps struct {
+	Images  images
+	Network podNetwork
+	Log     *slog.Logger
+}
+
+// New prepares the service's directories, loads its records and recovers
+// from whatever a crash left behind. It starts no goroutines.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.CgroupDriver.Validate(); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.Root, cfg.State, filepath.Join(cfg.State, "shims"), filepath.Join(cfg.State, "netns"), filepath.Join(cfg.State, "sandboxes"), cfg.Runc.Root} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", d, err)
+		}
+	}
+	st, err := store.New(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, store: st, images: deps.Images, network: deps.Network, log: deps.Log}
+	if s.pause, err = preparePauseRootfs(cfg.Root, cfg.PauseBinary); err != nil {
+		return nil, err
+	}
+	s.recover(ctx)
+	return s, nil
+}
+
+// preparePauseRootfs puts the pause binary into a read-only rootfs shared by
+// all sandboxes, with the mount points runc needs.
+func preparePauseRootfs(root, pauseBinary string) (string, error) {
+	rootfs := filepath.Join(root, "pause", "rootfs")
+	for _, d := range []string{"proc", "dev", "sys", "etc", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			return "", fmt.Errorf("pause rootfs: %w", err)
+		}
+	}
+	data, err := os.ReadFile(pauseBinary)
+	if err != nil {
+		return "", fmt.Errorf("pause binary: %w", err)
+	}
+	target := filepath.Join(rootfs, "pause")
+	if old, err := os.ReadFile(target); err == nil && string(old) == string(data) {
+		return rootfs, nil
+	}
+	tmp := target + ".new"
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		return "", fmt.Errorf("pause rootfs: %w", err)
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return "", fmt.Errorf("pause rootfs: %w", err)
+	}
+	return rootfs, nil
+}
+
+// newID returns a random 64-hex-digit ID, as containerd's.
+func newID() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// cleanupContext is for work in defers and rollbacks: it must run even
+// when the request's own context is already cancelled.
+func cleanupContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), time.Minute)
+}
+
+// undo collects rollback steps and runs them in reverse unless disarmed.
+type undo struct {
+	steps []func(ctx context.Context)
+}
+
+func (u *undo) add(f func(ctx context.Context)) { u.steps = append(u.steps, f) }
+
+// run runs the rollback steps; call it deferred with the named error.
+func (u *undo) run(err error) {
+	if err == nil || len(u.steps) == 0 {
+		return
+	}
+	ctx, cancel := cleanupContext()
+	defer cancel()
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		u.steps[i](ctx)
+	}
+}

@@ -1,0 +1,19 @@
+// Package shim is berth-shim, the per-pod process that owns the pod's
+// containers while they run, and the client berthd uses to talk to it.
+//
+// The shim exists so that containers outlive berthd. It is the parent of
+// every container of its pod (a child subreaper: runc's detached init
+// processes are reparented to it), so it alone can collect their exit
+// status; it holds their stdout/stderr pipes and writes them to the CRI
+// log file; and it records each exit (code, time, OOM kill) in a file
+// before anybody asks. berthd can therefore be killed, restarted or
+// upgraded at any time: on its return it reads the exit files and asks
+// the still-running shims for the rest.
+//
+// Everything else (start, kill, delete, exec, state) berthd does with runc
+// directly; the shim only does what needs the parent of the container.
+//
+// Protocol: one JSON request line and one JSON response line per
+// connection on a unix socket. It is deliberately tiny: the shim runs once
+// per pod and its memory is multiplied by the number of pods.
+package shim

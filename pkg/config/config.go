@@ -1,0 +1,120 @@
+// Package config is berthd's configuration: defaults, then an optional
+// JSON file, then the command-line flags that were set. Validate reports
+// problems without changing anything.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Config is everything berthd can be told.
+type Config struct {
+	CRISocket    string   `json:"criSocket"`
+	Root         string   `json:"root"`
+	State        string   `json:"state"`
+	RuncBinary   string   `json:"runcBinary"`
+	ShimBinary   string   `json:"shimBinary"`
+	PauseBinary  string   `json:"pauseBinary"`
+	CNIBinDirs   []string `json:"cniBinDirs"`
+	CNIConfDir   string   `json:"cniConfDir"`
+	CgroupDriver string   `json:"cgroupDriver"`
+	PodCIDR      string   `json:"podCIDR"`
+	LogLevel     string   `json:"logLevel"`
+}
+
+// Default returns the defaults. Helper binaries are looked up next to the
+// running berthd first (bin/ after `make`), then in ../lib/berth (after
+// `make install`), then in the usual system places.
+func Default() Config {
+	exeDir := ""
+	if exe, err := os.Executable(); err == nil {
+		exeDir = filepath.Dir(exe)
+	}
+	return Config{
+		CRISocket:    "/run/berth/berth.sock",
+		Root:         "/var/lib/berth",
+		State:        "/run/berth",
+		RuncBinary:   findBinary(exeDir, "runc"),
+		ShimBinary:   findBinary(exeDir, "berth-shim"),
+		PauseBinary:  findBinary(exeDir, "berth-pause"),
+		CNIBinDirs:   cniBinDirs(exeDir),
+		CNIConfDir:   "/etc/cni/net.d",
+		CgroupDriver: "cgroupfs",
+		LogLevel:     "info",
+	}
+}
+
+func findBinary(exeDir, name string) string {
+	candidates := []string{}
+	if exeDir != "" {
+		candidates = append(candidates, filepath.Join(exeDir, name), filepath.Join(exeDir, "..", "lib", "berth", name))
+	}
+	candidates = append(candidates, filepath.Join("/usr/local/lib/berth", name), filepath.Join("/usr/lib/berth", name))
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() {
+			return filepath.Clean(c)
+		}
+	}
+	return name
+}
+
+func cniBinDirs(exeDir string) []string {
+	var dirs []string
+	if exeDir != "" {
+		if fi, err := os.Stat(filepath.Join(exeDir, "cni")); err == nil && fi.IsDir() {
+			dirs = append(dirs, filepath.Join(exeDir, "cni"))
+		}
+	}
+	return append(dirs, "/opt/cni/bin")
+}
+
+// LoadFile overlays the JSON file at path onto c. Unknown fields are an
+// error naming the file, so a typo does not silently fall back to a default.
+func (c *Config) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks c; warnings are problems berthd can run with.
+func (c Config) Validate() (warnings []string, err error) {
+	for name, p := range map[string]string{"criSocket": c.CRISocket, "root": c.Root, "state": c.State, "cniConfDir": c.CNIConfDir} {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("config: %s %q must be an absolute path", name, p)
+		}
+	}
+	if c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
+		return nil, fmt.Errorf("config: cgroupDriver %q must be cgroupfs or systemd", c.CgroupDriver)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, fmt.Errorf("config: logLevel %q must be debug, info, warn or error", c.LogLevel)
+	}
+	for name, p := range map[string]string{"runcBinary": c.RuncBinary, "shimBinary": c.ShimBinary, "pauseBinary": c.PauseBinary} {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("config: %s %q not found (run `make`, or give its absolute path)", name, p)
+		}
+	}
+	found := false
+	for _, d := range c.CNIBinDirs {
+		if _, err := os.Stat(filepath.Join(d, "bridge")); err == nil {
+			found = true
+		}
+	}
+	if !found {
+		warnings = append(warnings, fmt.Sprintf("no CNI plugins found in %v: pods that need a network will fail", c.CNIBinDirs))
+	}
+	return warnings, nil
+}

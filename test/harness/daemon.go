@@ -1,0 +1,230 @@
+// Package harness runs a real berthd for end-to-end tests and benchmarks:
+// temporary, uniquely named directories, bridge and subnet, so that runs
+// never collide with each other or with a system berthd.
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	cniplugins "github.com/berth-project/berth/cni-plugins"
+)
+
+// Daemon is one berthd started from the repository's bin/.
+type Daemon struct {
+	Bin     string // the repository's bin/
+	Dir     string // everything of this run lives below it
+	Socket  string
+	Root    string
+	State   string
+	LogDir  string // pods' log directories go here
+	Bridge  string
+	Subnet  string
+	Network string // CNI network name
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	conn    *grpc.ClientConn
+	Runtime runtimeapi.RuntimeServiceClient
+	Images  runtimeapi.ImageServiceClient
+}
+
+// RepoBin finds the repository's bin/ from this source file.
+func RepoBin() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(filepath.Dir(file), "..", "..", "bin")
+	for _, b := range []string{"berthd", "berth-shim", "berth-pause", "berthctl", "runc", "cni/bridge"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return "", fmt.Errorf("%s missing: run `make build` first", filepath.Join(bin, b))
+		}
+	}
+	return filepath.Clean(bin), nil
+}
+
+// NewDaemon prepares (but does not start) a berthd with its own
+// directories, CNI network, bridge and /24 subnet.
+func NewDaemon() (*Daemon, error) {
+	bin, err := RepoBin()
+	if err != nil {
+		return nil, err
+	}
+	// Short paths: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "bt")
+	if err != nil {
+		return nil, err
+	}
+	suffix := randHex(4)
+	d := &Daemon{
+		Bin:     bin,
+		Dir:     dir,
+		Socket:  filepath.Join(dir, "b.sock"),
+		Root:    filepath.Join(dir, "root"),
+		State:   filepath.Join(dir, "state"),
+		LogDir:  filepath.Join(dir, "logs"),
+		Bridge:  "bt" + suffix,
+		Network: "berth-test-" + suffix,
+		Subnet:  randomSubnet(),
+	}
+	conf, err := cniplugins.Conflist(cniplugins.Options{
+		Name:    d.Network,
+		Bridge:  d.Bridge,
+		Subnets: []string{d.Subnet},
+		DataDir: filepath.Join(dir, "ipam"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(d.confDir(), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(d.confDir(), cniplugins.ConflistName), conf, 0o644); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) confDir() string { return filepath.Join(d.Dir, "net.d") }
+
+// IPAMDir is host-local's lease directory for this run's network.
+func (d *Daemon) IPAMDir() string { return filepath.Join(d.Dir, "ipam", d.Network) }
+
+// Start starts berthd and waits until it answers on its socket.
+func (d *Daemon) Start(ctx context.Context) error {
+	logf, err := os.OpenFile(filepath.Join(d.Dir, "berthd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(d.Bin, "berthd"),
+		"--cri-socket", d.Socket, "--root", d.Root, "--state", d.State,
+		"--cni-conf-dir", d.confDir(), "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	d.cmd = cmd
+	d.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(d.exited) }()
+
+	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	d.conn = conn
+	d.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
+	d.Images = runtimeapi.NewImageServiceClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := d.Runtime.Version(cctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("berthd exited at start; see %s", filepath.Join(d.Dir, "berthd.log"))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("berthd did not answer on %s: %v", d.Socket, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Pid is berthd's process ID.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// Kill kills berthd with SIGKILL (as a crash would) and waits for it.
+func (d *Daemon) Kill() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.exited
+	d.conn.Close()
+	d.cmd = nil
+}
+
+// Stop asks berthd to exit with SIGTERM and waits for it.
+func (d *Daemon) Stop() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+	}
+	d.conn.Close()
+	d.cmd = nil
+}
+
+// Cleanup removes every pod through the CRI, stops berthd and deletes the
+// run's directories and bridge. It is meant for defers: it reports what it
+// could not clean instead of stopping half-way.
+func (d *Daemon) Cleanup() error {
+	var errs []error
+	if d.cmd != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if pods, err := d.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, p := range pods.GetItems() {
+				if _, err := d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.GetId()}); err != nil {
+					errs = append(errs, fmt.Errorf("remove pod %s: %w", p.GetId(), err))
+				}
+			}
+		}
+		cancel()
+		d.Stop()
+	}
+	// Whatever a failed test left: shims, mounts below the run's dir.
+	killShims(d.State)
+	unmountBelow(d.Dir)
+	if link, err := netlink.LinkByName(d.Bridge); err == nil {
+		netlink.LinkDel(link)
+	}
+	if err := os.RemoveAll(d.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// LogPath is berthd's own log.
+func (d *Daemon) LogPath() string { return filepath.Join(d.Dir, "berthd.log") }
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// randomSubnet picks a 10.x.y.0/24 that no host interface uses.
+func randomSubnet() string {
+	for {
+		x, _ := rand.Int(rand.Reader, big.NewInt(200))
+		y, _ := rand.Int(rand.Reader, big.NewInt(256))
+		s := fmt.Sprintf("10.%d.%d.0/24", x.Int64()+50, y.Int64())
+		if !subnetInUse(s) {
+			return s
+		}
+	}
+}
