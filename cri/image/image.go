@@ -8,25 +8,27 @@ import (
 )
 
 // Image is what the store knows about one image. Values handed out by the
-// Store are copies: callers may keep and modify them freely.
+// Store are copies: callers may keep and modify them freely. The JSON form
+// is part of the on-disk record (see record), so field tags must not change
+// without a record version bump.
 type Image struct {
 	// ID is "sha256:<hex>", the digest of the image's config blob.
-	ID string
+	ID string `json:"id"`
 	// RepoTags are normalised tags, e.g. "docker.io/library/busybox:latest".
 	// A tag belongs to at most one image.
-	RepoTags []string
+	RepoTags []string `json:"repoTags,omitempty"`
 	// RepoDigests are "<repository>@sha256:<manifest or index digest>",
 	// known when the source named the image and gave its manifest digest.
-	RepoDigests []string
+	RepoDigests []string `json:"repoDigests,omitempty"`
 	// Size is the sum of the layers' blob sizes as shipped (compressed when
 	// the source was compressed), which is what registries and crictl report.
-	Size uint64
+	Size uint64 `json:"size"`
 	// Config is the runtime configuration from the image's config file.
-	Config v1.Config
+	Config v1.Config `json:"config"`
 	// DiffIDs are the layers' diff IDs ("sha256:<hex>"), bottom to top.
-	DiffIDs []string
+	DiffIDs []string `json:"diffIDs"`
 	// Pinned images are exempt from the kubelet's image garbage collection.
-	Pinned bool
+	Pinned bool `json:"pinned,omitempty"`
 }
 
 // clone returns a deep copy, so that callers never share slices or maps with

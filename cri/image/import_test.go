@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"os"
 	"path/filepath"
@@ -402,7 +403,7 @@ func TestImportMultiImageDockerArchiveWithUntagged(t *testing.T) {
 	b := buildImage(t, v1.Config{Cmd: []string{"b"}}, upperLayer(t, "b"))
 	bDigest, _ := b.Digest()
 	got := mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{
-		"a:1":                     a,
+		"a:1":                   a,
 		"b@" + bDigest.String(): b, // a digest reference gives no RepoTags
 	}))
 	if len(got) != 2 {
@@ -554,5 +555,69 @@ func TestFsInfo(t *testing.T) {
 	}
 	if total := st.Blocks * uint64(st.Bsize); used > total {
 		t.Errorf("used %d > file system size %d", used, total)
+	}
+}
+
+func TestImportGzippedArchive(t *testing.T) {
+	requiresRoot(t)
+	s := openStore(t)
+	img := buildImage(t, v1.Config{}, baseLayer(t))
+	plain, err := os.ReadFile(writeDockerArchive(t, map[string]v1.Image{"gz:1": img}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(plain)
+	zw.Close()
+	path := filepath.Join(t.TempDir(), "image.tar.gz")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustImport(t, s, path); len(got) != 1 || got[0].ID != imageID(t, img) {
+		t.Errorf("Import = %+v", got)
+	}
+}
+
+// Docker ≥ 25 writes an OCI layout and a manifest.json into one archive;
+// both describe the same images and their names are merged.
+func TestImportHybridDockerArchive(t *testing.T) {
+	requiresRoot(t)
+	s := openStore(t)
+	img := buildImage(t, v1.Config{}, baseLayer(t))
+	digest, _ := img.Digest()
+	cfgName, _ := img.ConfigName()
+	layerDigest := func() string {
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Layers[0].Digest.Hex
+	}()
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
+		"io.containerd.image.name":          "docker.io/library/hybrid:1",
+		"org.opencontainers.image.ref.name": "1",
+	})); err != nil {
+		t.Fatal(err)
+	}
+	manifest := `[{"Config":"blobs/sha256/` + cfgName.Hex + `","RepoTags":["hybrid:1","hybrid:extra"],` +
+		`"Layers":["blobs/sha256/` + layerDigest + `"]}]`
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := mustImport(t, s, tarDir(t, dir))
+	if len(got) != 1 {
+		t.Fatalf("Import returned %d images, want 1", len(got))
+	}
+	if want := []string{"docker.io/library/hybrid:1", "docker.io/library/hybrid:extra"}; !slices.Equal(got[0].RepoTags, want) {
+		t.Errorf("RepoTags = %v, want %v", got[0].RepoTags, want)
+	}
+	if want := []string{"docker.io/library/hybrid@" + digest.String()}; !slices.Equal(got[0].RepoDigests, want) {
+		t.Errorf("RepoDigests = %v, want %v", got[0].RepoDigests, want)
 	}
 }

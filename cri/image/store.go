@@ -153,9 +153,11 @@ func (s *Store) loadRecord(path string) (*record, error) {
 	return &rec, nil
 }
 
-// dropDuplicateTags restores the one-image-per-tag rule should a crash have
-// interrupted a tag move after the new owner was written: the most recently
-// created image keeps the tag, as the move intended.
+// dropDuplicateTags restores the one-image-per-tag rule if the records on
+// disk break it. publishLocked writes a tag's old owner before its new one,
+// so a crash cannot cause this, but records restored or copied by hand can;
+// the most recently created image keeps the tag, which is what a later
+// import would have done.
 func (s *Store) dropDuplicateTags() {
 	owner := map[string]*record{}
 	for _, rec := range s.sortedRecords() {

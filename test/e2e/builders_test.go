@@ -147,3 +147,25 @@ func (e *env) removePod(id string) {
 }
 
 var _ = testing.Verbose
+
+// withPodLabels replaces the pod's labels.
+func withPodLabels(labels map[string]string) podOpt {
+	return func(c *runtimeapi.PodSandboxConfig) { c.Labels = labels }
+}
+
+// withDNSConfig gives the pod its resolv.conf settings.
+func withDNSConfig(servers, searches, options []string) podOpt {
+	return func(c *runtimeapi.PodSandboxConfig) {
+		c.DnsConfig = &runtimeapi.DNSConfig{Servers: servers, Searches: searches, Options: options}
+	}
+}
+
+// withPodSysctls sets the pod's namespaced sysctls.
+func withPodSysctls(sysctls map[string]string) podOpt {
+	return func(c *runtimeapi.PodSandboxConfig) { c.Linux.Sysctls = sysctls }
+}
+
+// withCgroupParent puts the pod's cgroups below parent.
+func withCgroupParent(parent string) podOpt {
+	return func(c *runtimeapi.PodSandboxConfig) { c.Linux.CgroupParent = parent }
+}

@@ -80,7 +80,7 @@ func run(socket string) error {
 		return err
 	}
 	ctr, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
-		PodSandboxId: sb.GetPodSandboxId(),
+		PodSandboxId:  sb.GetPodSandboxId(),
 		SandboxConfig: pod,
 		Config: &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: "web"},

@@ -1,0 +1,169 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// mountRootfs mounts and registers the unmount, so a failing test never
+// leaves a mount behind.
+func mountRootfs(t *testing.T, s *Store, ref, dir string) string {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := UnmountRootfs(dir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	rootfs, err := s.MountRootfs(ref, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rootfs
+}
+
+func mountCount(t *testing.T, p string) int {
+	t.Helper()
+	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(mounts)
+}
+
+func TestMountRootfsAppliesWhiteouts(t *testing.T) {
+	requiresRoot(t)
+	s := openStore(t)
+	img := buildImage(t, testConfig, baseLayer(t), upperLayer(t, "added\n"))
+	mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{"m:1": img}))
+	dir := filepath.Join(t.TempDir(), "ctr")
+	rootfs := mountRootfs(t, s, "m:1", dir)
+	if rootfs != filepath.Join(dir, "rootfs") {
+		t.Errorf("rootfs = %s", rootfs)
+	}
+
+	for p, want := range map[string]string{
+		"etc/motd":  "motd\n",
+		"etc/added": "added\n",
+		"opq/new":   "new\n",
+		"bin/tool":  "#!/bin/tool\n", // through the layer's own symlink
+	} {
+		if b, err := os.ReadFile(filepath.Join(rootfs, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+	for _, p := range []string{"etc/hello", "opq/old"} {
+		if _, err := os.Lstat(filepath.Join(rootfs, p)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s visible in the rootfs (err %v); the upper layer deletes it", p, err)
+		}
+	}
+
+	// Writes land in the container's upper dir, not in the shared layers.
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/motd"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "upper/etc/motd")); string(b) != "changed" {
+		t.Errorf("upper/etc/motd = %q", b)
+	}
+	dirs, _ := s.LayerDirs("m:1")
+	if b, _ := os.ReadFile(filepath.Join(dirs[0], "etc/motd")); string(b) != "motd\n" {
+		t.Errorf("the shared layer was modified: %q", b)
+	}
+
+	// Mounting again is a no-op.
+	if again, err := s.MountRootfs("m:1", dir); err != nil || again != rootfs {
+		t.Fatalf("second MountRootfs = %s, %v", again, err)
+	}
+	if n := mountCount(t, rootfs); n != 1 {
+		t.Errorf("%d mounts on rootfs after mounting twice, want 1", n)
+	}
+
+	if err := UnmountRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	if n := mountCount(t, rootfs); n != 0 {
+		t.Errorf("rootfs still mounted")
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("container dir holds %v after UnmountRootfs", names)
+	}
+	if err := UnmountRootfs(dir); err != nil {
+		t.Errorf("second UnmountRootfs: %v", err)
+	}
+	if err := UnmountRootfs(filepath.Join(t.TempDir(), "never-existed")); err != nil {
+		t.Errorf("UnmountRootfs of a missing dir: %v", err)
+	}
+	// The layers are untouched by the unmount and removal.
+	if _, err := os.Stat(filepath.Join(dirs[0], "etc/motd")); err != nil {
+		t.Errorf("layer content gone after UnmountRootfs: %v", err)
+	}
+}
+
+func TestUnmountRootfsDetachesBusyMount(t *testing.T) {
+	requiresRoot(t)
+	s := openStore(t)
+	mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{"busy:1": buildImage(t, v1.Config{}, baseLayer(t))}))
+	dir := filepath.Join(t.TempDir(), "ctr")
+	rootfs := mountRootfs(t, s, "busy:1", dir)
+	// An open directory keeps the mount busy.
+	f, err := os.Open(filepath.Join(rootfs, "etc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmountRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rootfs")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("rootfs dir remains: %v", err)
+	}
+}
+
+func TestMountRootfsWithoutLayers(t *testing.T) {
+	requiresRoot(t)
+	s := openStore(t)
+	mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{"scratch:1": buildImage(t, v1.Config{Cmd: []string{"/app"}})}))
+	dir := filepath.Join(t.TempDir(), "ctr")
+	rootfs := mountRootfs(t, s, "scratch:1", dir)
+	if names := dirNames(t, rootfs); len(names) != 0 {
+		t.Errorf("rootfs of an image without layers holds %v", names)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "x"), []byte("x"), 0o644); err != nil {
+		t.Errorf("rootfs not writable: %v", err)
+	}
+}
+
+// Many layers with long paths exceed the one-page limit on mount data;
+// MountRootfs must still mount them.
+func TestMountRootfsManyLayers(t *testing.T) {
+	requiresRoot(t)
+	s := openStore(t)
+	var layers []v1.Layer
+	const n = 60
+	for i := range n {
+		layers = append(layers, layerOf(t, file(fmt.Sprintf("f%02d", i), fmt.Sprint(i))))
+	}
+	mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{"many:1": buildImage(t, v1.Config{}, layers...)}))
+	dirs, _ := s.LayerDirs("many:1")
+	if plain := len(strings.Join(dirs, ":")); plain < unix.Getpagesize() {
+		t.Fatalf("test setup: layer paths take %d bytes, not enough to exceed a page", plain)
+	}
+	rootfs := mountRootfs(t, s, "many:1", filepath.Join(t.TempDir(), "ctr"))
+	for i := range n {
+		if b, err := os.ReadFile(filepath.Join(rootfs, fmt.Sprintf("f%02d", i))); err != nil || string(b) != fmt.Sprint(i) {
+			t.Fatalf("f%02d = %q, %v", i, b, err)
+		}
+	}
+}

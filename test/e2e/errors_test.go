@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// wantCode checks that err carries code and a message containing want.
+func wantCode(t *testing.T, what string, err error, code codes.Code, want string) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Errorf("%s: got %v, want code %v", what, err, code)
+		return
+	}
+	if !strings.Contains(status.Convert(err).Message(), want) {
+		t.Errorf("%s: message %q does not mention %q", what, status.Convert(err).Message(), want)
+	}
+}
+
+func TestBadRequestsGetTheRightCodes(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	const unknown = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+	_, err := e.rt.ContainerStatus(c, &runtimeapi.ContainerStatusRequest{ContainerId: unknown})
+	wantCode(t, "ContainerStatus of unknown ID", err, codes.NotFound, unknown)
+	_, err = e.rt.PodSandboxStatus(c, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: unknown})
+	wantCode(t, "PodSandboxStatus of unknown ID", err, codes.NotFound, unknown)
+	_, err = e.rt.StartContainer(c, &runtimeapi.StartContainerRequest{ContainerId: unknown})
+	wantCode(t, "StartContainer of unknown ID", err, codes.NotFound, unknown)
+	_, err = e.rt.ExecSync(c, &runtimeapi.ExecSyncRequest{ContainerId: unknown, Cmd: []string{"true"}})
+	wantCode(t, "ExecSync in unknown ID", err, codes.NotFound, unknown)
+	_, err = e.rt.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: unknown, Config: containerConfig("x", []string{"true"})})
+	wantCode(t, "CreateContainer in unknown sandbox", err, codes.NotFound, unknown)
+
+	// Stop and Remove are idempotent: unknown IDs are success.
+	if _, err := e.rt.StopContainer(c, &runtimeapi.StopContainerRequest{ContainerId: unknown}); err != nil {
+		t.Errorf("StopContainer of unknown ID: %v", err)
+	}
+	if _, err := e.rt.RemoveContainer(c, &runtimeapi.RemoveContainerRequest{ContainerId: unknown}); err != nil {
+		t.Errorf("RemoveContainer of unknown ID: %v", err)
+	}
+	if _, err := e.rt.StopPodSandbox(c, &runtimeapi.StopPodSandboxRequest{PodSandboxId: unknown}); err != nil {
+		t.Errorf("StopPodSandbox of unknown ID: %v", err)
+	}
+	if _, err := e.rt.RemovePodSandbox(c, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: unknown}); err != nil {
+		t.Errorf("RemovePodSandbox of unknown ID: %v", err)
+	}
+
+	_, err = e.rt.RunPodSandbox(c, &runtimeapi.RunPodSandboxRequest{})
+	wantCode(t, "RunPodSandbox without config", err, codes.InvalidArgument, "config")
+	bad := e.podConfig("noname")
+	bad.Metadata.Name = ""
+	_, err = e.rt.RunPodSandbox(c, &runtimeapi.RunPodSandboxRequest{Config: bad})
+	wantCode(t, "RunPodSandbox without a name", err, codes.InvalidArgument, "metadata.name")
+	_, err = e.rt.RunPodSandbox(c, &runtimeapi.RunPodSandboxRequest{Config: e.podConfig("h"), RuntimeHandler: "kata"})
+	wantCode(t, "RunPodSandbox with unknown handler", err, codes.InvalidArgument, "kata")
+
+	pod := e.podConfig("errors")
+	podID := e.runPod(pod)
+	_, err = e.rt.RunPodSandbox(c, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	wantCode(t, "RunPodSandbox with a name in use", err, codes.AlreadyExists, "errors")
+
+	_, err = e.rt.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: containerConfig("", []string{"true"})})
+	wantCode(t, "CreateContainer without a name", err, codes.InvalidArgument, "metadata.name")
+	noImage := containerConfig("noimage", []string{"true"})
+	noImage.Image.Image = "berth.test/absent:1"
+	_, err = e.rt.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: noImage})
+	wantCode(t, "CreateContainer with an absent image", err, codes.NotFound, "berth.test/absent:1")
+	escape := containerConfig("escape", []string{"true"})
+	escape.LogPath = "../../../etc/evil.log"
+	_, err = e.rt.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: escape})
+	wantCode(t, "CreateContainer with an escaping log path", err, codes.InvalidArgument, "log_path")
+
+	id := e.start(podID, pod, containerConfig("app", []string{"sleep", "3600"}))
+	_, err = e.rt.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: containerConfig("app", []string{"true"})})
+	wantCode(t, "CreateContainer with a name in use", err, codes.AlreadyExists, "app")
+	_, err = e.rt.StartContainer(c, &runtimeapi.StartContainerRequest{ContainerId: id})
+	wantCode(t, "StartContainer twice", err, codes.FailedPrecondition, "running")
+	_, err = e.rt.ExecSync(c, &runtimeapi.ExecSyncRequest{ContainerId: id})
+	wantCode(t, "ExecSync without a command", err, codes.InvalidArgument, "cmd")
+
+	_, err = e.rt.UpdateContainerResources(c, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id})
+	wantCode(t, "UpdateContainerResources", err, codes.Unimplemented, "UpdateContainerResources")
+	_, err = e.rt.Attach(c, &runtimeapi.AttachRequest{ContainerId: id})
+	wantCode(t, "Attach", err, codes.Unimplemented, "Attach")
+	_, err = e.im.PullImage(c, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "busybox"}})
+	wantCode(t, "PullImage", err, codes.Unimplemented, "import")
+
+	if _, err := e.rt.StopContainer(c, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.rt.ExecSync(c, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}})
+	wantCode(t, "ExecSync in an exited container", err, codes.FailedPrecondition, "exited")
+	_, err = e.rt.StartContainer(c, &runtimeapi.StartContainerRequest{ContainerId: id})
+	wantCode(t, "StartContainer of an exited container", err, codes.FailedPrecondition, "exited")
+	e.removePod(podID)
+	_, err = e.rt.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: containerConfig("late", []string{"true"})})
+	wantCode(t, "CreateContainer in a removed sandbox", err, codes.NotFound, podID)
+}
+
+func TestCreateInStoppedSandboxFails(t *testing.T) {
+	e := newEnv(t)
+	pod := e.podConfig("stopped")
+	podID := e.runPod(pod)
+	if _, err := e.rt.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: containerConfig("x", []string{"true"})})
+	wantCode(t, "CreateContainer in a stopped sandbox", err, codes.FailedPrecondition, "not ready")
+}
+
+func TestRuntimeInfo(t *testing.T) {
+	e := newEnv(t)
+	v, err := e.rt.Version(ctx(t), &runtimeapi.VersionRequest{})
+	if err != nil || v.GetRuntimeName() != "berth" || v.GetRuntimeApiVersion() != "v1" {
+		t.Errorf("Version = %v, %v", v, err)
+	}
+	rc, err := e.rt.RuntimeConfig(ctx(t), &runtimeapi.RuntimeConfigRequest{})
+	if err != nil || rc.GetLinux().GetCgroupDriver() != runtimeapi.CgroupDriver_CGROUPFS {
+		t.Errorf("RuntimeConfig = %v, %v; want cgroupfs", rc, err)
+	}
+}

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/harness"
+)
+
+func TestImagesImportListStatusRemove(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+
+	// newEnv imported the docker archive; now an OCI layout archive.
+	img, err := harness.BusyboxImage(v1.Config{Cmd: []string{"sh"}, Env: []string{"FROM=oci"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "oci.tar")
+	if err := harness.WriteOCIArchive(archive, "berth.test/oci:2", img); err != nil {
+		t.Fatal(err)
+	}
+	out := e.berthctl("images", "import", archive)
+	if !strings.Contains(out, "berth.test/oci:2") {
+		t.Errorf("berthctl import printed %q, want the tag", out)
+	}
+
+	list, err := e.im.ListImages(c, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]*runtimeapi.Image{}
+	for _, i := range list.GetImages() {
+		for _, tag := range i.GetRepoTags() {
+			tags[tag] = i
+		}
+	}
+	for _, want := range []string{busybox, "berth.test/oci:2"} {
+		if tags[want] == nil || tags[want].GetSize() == 0 || !strings.HasPrefix(tags[want].GetId(), "sha256:") {
+			t.Errorf("ListImages has no proper entry for %s: %v", want, tags[want])
+		}
+	}
+
+	// The OCI image runs, with its own config.
+	pod := e.podConfig("oci")
+	podID := e.runPod(pod)
+	cfg := containerConfig("env", []string{"sh", "-c", "echo $FROM; sleep 3600"})
+	cfg.Image.Image = "berth.test/oci:2"
+	id := e.start(podID, pod, cfg)
+	if out, _, _ := e.exec(id, "sh", "-c", "echo $FROM"); out != "oci\n" {
+		t.Errorf("env from the OCI image config = %q, want oci", out)
+	}
+
+	st, err := e.im.ImageStatus(c, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: tags[busybox].GetId()}})
+	if err != nil || st.GetImage().GetId() != tags[busybox].GetId() {
+		t.Errorf("ImageStatus by ID = %v, %v", st, err)
+	}
+	fs, err := e.im.ImageFsInfo(c, &runtimeapi.ImageFsInfoRequest{})
+	if err != nil || len(fs.GetImageFilesystems()) == 0 || fs.GetImageFilesystems()[0].GetUsedBytes().GetValue() == 0 {
+		t.Errorf("ImageFsInfo = %v, %v", fs, err)
+	}
+
+	// Removing the image under a live container does not break it.
+	if _, err := e.im.RemoveImage(c, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: "berth.test/oci:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = e.im.ImageStatus(c, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: "berth.test/oci:2"}})
+	if err != nil || st.GetImage() != nil {
+		t.Errorf("ImageStatus after removal = %v, %v; want no image, no error", st, err)
+	}
+	if out, _, _ := e.exec(id, "cat", "/bin/busybox"); len(out) == 0 {
+		t.Errorf("container lost its rootfs when its image was removed")
+	}
+	if _, err := e.im.RemoveImage(c, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: "berth.test/oci:2"}}); err != nil {
+		t.Errorf("RemoveImage twice: %v", err)
+	}
+	e.removePod(podID)
+}
+
+func TestImportRejectsBadArchive(t *testing.T) {
+	e := newEnv(t)
+	bad := filepath.Join(t.TempDir(), "notanimage.tar")
+	os.WriteFile(bad, []byte("this is not a tarball"), 0o644)
+	out, err := exec.Command(filepath.Join(e.d.Bin, "berthctl"), "--cri-socket", e.d.Socket, "images", "import", bad).CombinedOutput()
+	if err == nil {
+		t.Fatalf("import of garbage succeeded: %s", out)
+	}
+	if !strings.Contains(string(out), bad) {
+		t.Errorf("error %q does not name the file", out)
+	}
+	list, err := e.im.ListImages(ctx(t), &runtimeapi.ListImagesRequest{})
+	if err != nil || len(list.GetImages()) != 1 {
+		t.Errorf("a failed import changed the image list: %v, %v", list, err)
+	}
+}
