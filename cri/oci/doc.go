@@ -15,10 +15,14 @@
 //     namespaces joined from the pause process (namespaces.go), mounts
 //     (mounts.go), devices (devices.go) and cgroup limits (resources.go).
 //
+// StopSignal (signal.go) parses an image's STOPSIGNAL; DefaultCapabilities
+// and DefaultSeccompProfile expose the defaults for inspection and exec.
+//
 // Their only reads are files: the rootfs's passwd/group (opened confined to
 // the rootfs, so a symlink in an untrusted image cannot reach the host's),
 // Localhost seccomp profiles, requested devices and mount sources, the
-// host's /dev for privileged containers, and this process's own
+// host's /dev for privileged containers, the node's hostname (HOSTNAME of
+// hostNetwork containers whose sandbox names none), and this process's own
 // capability bounding set and RLIMIT_NOFILE, which bound what a container
 // can be given. Bad requests are errdefs.InvalidArgument errors naming the
 // field; conditions of the node (a capability the runtime lacks, a missing

@@ -94,7 +94,17 @@ func startPause(ctx context.Context, t *testing.T, r runcTool, sandbox *runtimea
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := r.cmd(ctx, "run", "--detach", "--bundle", writeBundle(t, spec), id).CombinedOutput(); err != nil {
+	// The detached pause keeps its stdio open: give it a file, not a pipe
+	// that Wait would wait on.
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "pause.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	run := r.cmd(ctx, "run", "--detach", "--bundle", writeBundle(t, spec), id)
+	run.Stdout, run.Stderr = logFile, logFile
+	if err := run.Run(); err != nil {
+		out, _ := os.ReadFile(logFile.Name())
 		t.Fatalf("runc run pause: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
@@ -139,8 +149,10 @@ func TestRuncRunsSpecs(t *testing.T) {
 	pausePID := startPause(ctx, t, r, sandbox)
 
 	rootfs := writeRootfs(t, testPasswd, testGroup)
-	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, dir := range []string{"bin", "mnt"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	data, err := os.ReadFile("/usr/bin/busybox")
 	if err != nil {
@@ -157,6 +169,13 @@ $bb mount -t tmpfs none /mnt 2>/dev/null && echo mount=ok || echo mount=denied`
 	run := func(t *testing.T, name string, sc *runtimeapi.LinuxContainerSecurityContext) string {
 		t.Helper()
 		sc.NamespaceOptions = podNS(node, pod, pod)
+		sandbox := sandbox
+		if sc.Privileged {
+			// Only ContainerSpec's check reads the flag; the running
+			// pause stays confined.
+			sandbox = &runtimeapi.PodSandboxConfig{Hostname: "pod-a", Linux: &runtimeapi.LinuxPodSandboxConfig{
+				SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: true}}}
+		}
 		id := fmt.Sprintf("berth-oci-test-%d-%s", os.Getpid(), name)
 		spec, err := ContainerSpec(ContainerInput{
 			ID: id,
@@ -200,6 +219,12 @@ $bb mount -t tmpfs none /mnt 2>/dev/null && echo mount=ok || echo mount=denied`
 	out = run(t, "rootdefault", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: root, Seccomp: runtimeDefault()})
 	if !strings.Contains(out, "unshare=denied") || !strings.Contains(out, "mount=denied") {
 		t.Errorf("RuntimeDefault as root: %q, want unshare and mount denied", out)
+	}
+
+	out = run(t, "privileged", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: root, Privileged: true,
+		Seccomp: runtimeDefault()})
+	if !strings.Contains(out, "unshare=ok") || !strings.Contains(out, "mount=ok") {
+		t.Errorf("privileged: %q, want unshare and mount allowed", out)
 	}
 
 	if !hostBoundingSet()["CAP_SYS_ADMIN"] {

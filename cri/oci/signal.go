@@ -8,6 +8,7 @@ import (
 	"github.com/berth-project/berth/cri/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // Real-time signal bounds as user space sees them: glibc keeps 32 and 33
@@ -88,4 +89,23 @@ func parseRealtime(name string) (syscall.Signal, bool) {
 	}
 	sig := base + sign*n
 	return syscall.Signal(sig), sig >= sigRTMin && sig <= sigRTMax
+}
+
+// CRISignal names sig in the CRI's Signal enum, whose numbers are not the
+// kernel's (SIGTERM is 23 there). 0 and signals it lacks are RUNTIME_DEFAULT.
+func CRISignal(sig syscall.Signal) runtimeapi.Signal {
+	var name string
+	switch {
+	case sig == sigRTMin:
+		name = "SIGRTMIN"
+	case sig > sigRTMin && sig <= sigRTMin+15:
+		name = "SIGRTMINPLUS" + strconv.Itoa(int(sig)-sigRTMin)
+	case sig > sigRTMin+15 && sig < sigRTMax:
+		name = "SIGRTMAXMINUS" + strconv.Itoa(sigRTMax-int(sig))
+	case sig == sigRTMax:
+		name = "SIGRTMAX"
+	default:
+		name = unix.SignalName(sig)
+	}
+	return runtimeapi.Signal(runtimeapi.Signal_value["SIGNAL_"+name])
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-project/berth/cri/oci"
 	"github.com/berth-project/berth/cri/store"
 )
 
@@ -37,7 +39,7 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		Mounts:      cfg.GetMounts(),
 		LogPath:     c.Meta.LogPath,
 		Resources:   &runtimeapi.ContainerResources{Linux: cfg.GetLinux().GetResources()},
-		StopSignal:  runtimeapi.Signal(c.Meta.StopSignal),
+		StopSignal:  oci.CRISignal(syscall.Signal(c.Meta.StopSignal)),
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: status}
 	if req.GetVerbose() {

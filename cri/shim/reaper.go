@@ -17,8 +17,8 @@ import (
 // only peeks at those (WNOWAIT) and leaves them alone, so their Wait never
 // fails with ECHILD.
 type reaper struct {
-	mu     sync.Mutex       // held while starting a command, so its pid is registered before it can be seen dead
-	cmds   map[int]bool     // pids owned by an exec.Cmd
+	mu     sync.Mutex   // held while starting a command, so its pid is registered before it can be seen dead
+	cmds   map[int]bool // pids owned by an exec.Cmd
 	exits  func(pid int, status unix.WaitStatus)
 	signal chan os.Signal
 }

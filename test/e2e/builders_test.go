@@ -169,3 +169,113 @@ func withPodSysctls(sysctls map[string]string) podOpt {
 func withCgroupParent(parent string) podOpt {
 	return func(c *runtimeapi.PodSandboxConfig) { c.Linux.CgroupParent = parent }
 }
+
+// Options for security_test.go and resources_test.go.
+
+func withPrivilegedPod() podOpt {
+	return func(c *runtimeapi.PodSandboxConfig) { c.Linux.SecurityContext.Privileged = true }
+}
+
+func withImage(ref string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Image = &runtimeapi.ImageSpec{Image: ref} }
+}
+
+func withArgs(args ...string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Args = args }
+}
+
+// withEnv adds one variable to the request's environment.
+func withEnv(key, value string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Envs = append(c.Envs, &runtimeapi.KeyValue{Key: key, Value: []byte(value)})
+	}
+}
+
+func withWorkingDir(dir string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.WorkingDir = dir }
+}
+
+func withRunAsUser(uid int64) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: uid}
+	}
+}
+
+func withRunAsGroup(gid int64) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Linux.SecurityContext.RunAsGroup = &runtimeapi.Int64Value{Value: gid}
+	}
+}
+
+func withSupplementalGroups(gids ...int64) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Linux.SecurityContext.SupplementalGroups = gids }
+}
+
+// withMount binds a host path into the container, privately.
+func withMount(hostPath, containerPath string, readonly bool) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Mounts = append(c.Mounts, &runtimeapi.Mount{HostPath: hostPath, ContainerPath: containerPath, Readonly: readonly})
+	}
+}
+
+func withDevice(hostPath, containerPath, permissions string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Devices = append(c.Devices, &runtimeapi.Device{HostPath: hostPath, ContainerPath: containerPath, Permissions: permissions})
+	}
+}
+
+func withCPU(shares, quota, period int64) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Linux.Resources.CpuShares, c.Linux.Resources.CpuQuota, c.Linux.Resources.CpuPeriod = shares, quota, period
+	}
+}
+
+func withCpusetCpus(cpus string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Linux.Resources.CpusetCpus = cpus }
+}
+
+func withOOMScoreAdj(v int64) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Linux.Resources.OomScoreAdj = v }
+}
+
+func withCapabilities(add, drop []string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Linux.SecurityContext.Capabilities = &runtimeapi.Capability{AddCapabilities: add, DropCapabilities: drop}
+	}
+}
+
+// withPrivileged needs a pod made withPrivilegedPod.
+func withPrivileged() ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Linux.SecurityContext.Privileged = true }
+}
+
+func withReadonlyRootfs() ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Linux.SecurityContext.ReadonlyRootfs = true }
+}
+
+func withNoNewPrivs() ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) { c.Linux.SecurityContext.NoNewPrivs = true }
+}
+
+// withSeccomp sets the typed seccomp profile; ref is for Localhost only.
+func withSeccomp(typ runtimeapi.SecurityProfile_ProfileType, ref string) ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: typ, LocalhostRef: ref}
+	}
+}
+
+// withContainerPID gives the container its own PID namespace, as kubelet
+// does unless the pod shares its processes: its command is PID 1.
+func withContainerPID() ctrOpt {
+	return func(c *runtimeapi.ContainerConfig) {
+		c.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}
+	}
+}
+
+// withPodPrivatePID gives each container of the pod its own PID namespace,
+// as kubelet asks for pods that do not set shareProcessNamespace.
+func withPodPrivatePID() podOpt {
+	return func(c *runtimeapi.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_CONTAINER
+	}
+}

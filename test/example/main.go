@@ -70,10 +70,22 @@ func run(socket string) error {
 		return fmt.Errorf("import: %w", err)
 	}
 
+	// A previous `make run` left its example pod running: replace it.
+	label := map[string]string{"berth.example": "hello"}
+	old, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: label}})
+	if err != nil {
+		return err
+	}
+	for _, p := range old.GetItems() {
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.GetId()}); err != nil {
+			return err
+		}
+	}
 	pod := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "hello", Namespace: "example", Uid: fmt.Sprintf("example-%d", time.Now().Unix())},
 		Hostname:     "hello",
 		LogDirectory: "/var/log/pods/example_hello",
+		Labels:       label,
 	}
 	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
 	if err != nil {

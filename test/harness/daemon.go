@@ -20,9 +20,11 @@ import (
 	"github.com/vishvananda/netlink"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	cniplugins "github.com/berth-project/berth/cni-plugins"
+	"github.com/berth-project/berth/cri/server"
 )
 
 // Daemon is one berthd started from the repository's bin/.
@@ -227,4 +229,9 @@ func randomSubnet() string {
 			return s
 		}
 	}
+}
+
+// Import has berthd import an image archive, as `berthctl images import`.
+func (d *Daemon) Import(ctx context.Context, archive string) error {
+	return d.conn.Invoke(ctx, server.ImportMethod, wrapperspb.String(archive), &runtimeapi.ListImagesResponse{})
 }
