@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,7 +79,7 @@ func ownOOMScoreAdj(t *testing.T) int {
 func startPause(ctx context.Context, t *testing.T, r runcTool, sandbox *runtimeapi.PodSandboxConfig) int {
 	t.Helper()
 	rootfs := t.TempDir()
-	build := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o",
+	build := exec.CommandContext(ctx, "go", "build", "-o",
 		filepath.Join(rootfs, "pause"), "../../cmd/berth-pause")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -109,3 +109,17 @@ func CRISignal(sig syscall.Signal) runtimeapi.Signal {
 	}
 	return runtimeapi.Signal(runtimeapi.Signal_value["SIGNAL_"+name])
 }
+
+// FromCRISignal is the kernel signal a CRI Signal names; ok is false for
+// RUNTIME_DEFAULT and names this system does not know.
+func FromCRISignal(s runtimeapi.Signal) (sig syscall.Signal, ok bool) {
+	if s == runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT {
+		return 0, false
+	}
+	name, found := strings.CutPrefix(s.String(), "SIGNAL_")
+	if !found {
+		return 0, false
+	}
+	name = strings.Replace(strings.Replace(name, "PLUS", "+", 1), "MINUS", "-", 1)
+	return parseSignal(name)
+}

@@ -38,3 +38,15 @@ func TestCRISignal(t *testing.T) {
 		}
 	}
 }
+
+func TestFromCRISignalRoundTrip(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGKILL, syscall.SIGQUIT, 34, 37, 64} {
+		got, ok := FromCRISignal(CRISignal(sig))
+		if !ok || got != sig {
+			t.Errorf("FromCRISignal(CRISignal(%d)) = %d, %v", sig, got, ok)
+		}
+	}
+	if _, ok := FromCRISignal(runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT); ok {
+		t.Error("RUNTIME_DEFAULT named a signal")
+	}
+}

@@ -130,6 +130,7 @@ func containerSecurity(spec *specs.Spec, sc *runtimeapi.LinuxContainerSecurityCo
 		return err
 	}
 	spec.Process.Capabilities = caps.toSpec()
+	//lint:ignore SA1019 kubelets older than 1.25 still send only the path
 	spec.Linux.Seccomp, err = seccompFor(sc.GetSeccomp(), sc.GetSeccompProfilePath(),
 		"linux.security_context", caps.granted)
 	if err != nil {

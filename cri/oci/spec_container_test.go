@@ -131,6 +131,7 @@ func TestContainerSpecSysAdminUnblocksMount(t *testing.T) {
 	in := containerInput(t, func(in *ContainerInput) {
 		sc := secCtx(in)
 		sc.Capabilities = &runtimeapi.Capability{AddCapabilities: []string{"SYS_ADMIN"}}
+		//lint:ignore SA1019 the deprecated field is still supported
 		sc.SeccompProfilePath = "runtime/default"
 	})
 	s := mustContainerSpec(t, in)

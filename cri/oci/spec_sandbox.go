@@ -114,6 +114,7 @@ func sandboxProcess(spec *specs.Spec, sc *runtimeapi.LinuxSandboxSecurityContext
 		return nil
 	}
 	var err error
+	//lint:ignore SA1019 kubelets older than 1.25 still send only the path
 	spec.Linux.Seccomp, err = seccompFor(sc.GetSeccomp(), sc.GetSeccompProfilePath(), field, nil)
 	if err != nil {
 		return err

@@ -130,6 +130,7 @@ func TestSandboxSpecSecurity(t *testing.T) {
 
 	s, err = SandboxSpec(sandboxInput(func(in *SandboxInput) {
 		in.Config.Linux.SecurityContext.Privileged = true
+		//lint:ignore SA1019 the deprecated field is still supported
 		in.Config.Linux.SecurityContext.SeccompProfilePath = "runtime/default"
 	}))
 	if err != nil {
@@ -155,6 +156,7 @@ func TestSandboxSpecErrors(t *testing.T) {
 			in.NetNSPath = ""
 		}, []string{"net.ipv4.ip_unprivileged_port_start"}},
 		{"bad seccomp path", func(in *SandboxInput) {
+			//lint:ignore SA1019 the deprecated field is still supported
 			in.Config.Linux.SecurityContext.SeccompProfilePath = "localhost/nope.json"
 		}, []string{"seccomp_profile_path"}},
 		{"bad user", func(in *SandboxInput) {

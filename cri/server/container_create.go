@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/atomicfile"
@@ -30,6 +32,10 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if err != nil {
 		return nil, err
 	}
+	defer s.ops.lock(sandboxKey(sb.Meta.ID))()
+	if _, err := s.store.Sandbox(sb.Meta.ID); err != nil {
+		return nil, err // removed while we waited
+	}
 	sbStatus := sb.Status()
 	if sbStatus.State != store.SandboxReady {
 		return nil, errdefs.FailedPrecondition("sandbox %s is not ready (%s)", sb.Meta.ID, sbStatus.Reason)
@@ -45,9 +51,9 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if err != nil {
 		return nil, err
 	}
-	stopSignal, err := oci.StopSignal(img.Config)
+	stopSignal, err := containerStopSignal(cfg, img.Config)
 	if err != nil {
-		return nil, errdefs.InvalidArgument("image %s: %v", img.ID, err)
+		return nil, err
 	}
 	targetPID, err := s.targetPID(cfg)
 	if err != nil {
@@ -121,6 +127,24 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	s.store.AddContainer(c)
 	s.log.Info("container created", "container", id, "name", cfg.GetMetadata().GetName(), "sandbox", sb.Meta.ID, "image", img.ID)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// containerStopSignal is the signal StopContainer sends first: the one the
+// container config asks for (a pod's lifecycle.stopSignal), else the
+// image's STOPSIGNAL, else SIGTERM.
+func containerStopSignal(cfg *runtimeapi.ContainerConfig, imageCfg v1.Config) (syscall.Signal, error) {
+	if s := cfg.GetStopSignal(); s != runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT {
+		sig, ok := oci.FromCRISignal(s)
+		if !ok {
+			return 0, errdefs.InvalidArgument("config.stop_signal %s is not a signal of this system", s)
+		}
+		return sig, nil
+	}
+	sig, err := oci.StopSignal(imageCfg)
+	if err != nil {
+		return 0, errdefs.InvalidArgument("image stop signal: %v", err)
+	}
+	return sig, nil
 }
 
 func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {

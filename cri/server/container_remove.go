@@ -10,6 +10,7 @@ import (
 	"github.com/berth-project/berth/cri/atomicfile"
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/image"
+	"github.com/berth-project/berth/cri/shim"
 	"github.com/berth-project/berth/cri/store"
 )
 
@@ -24,12 +25,17 @@ func (s *Service) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCon
 	if err != nil {
 		return nil, err
 	}
+	defer s.ops.lock(containerKey(c.Meta.ID))()
+	if _, err := s.store.Container(c.Meta.ID); err != nil {
+		return &runtimeapi.RemoveContainerResponse{}, nil // removed while we waited
+	}
 	if err := s.removeContainer(ctx, c); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
 
+// removeContainer needs the container's op lock.
 func (s *Service) removeContainer(ctx context.Context, c *store.Container) error {
 	id := c.Meta.ID
 	if err := s.stopContainer(ctx, c, 0); err != nil {
@@ -37,6 +43,9 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 	}
 	if err := s.cfg.Runc.Delete(ctx, id, true); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if sb, err := s.store.Sandbox(c.Meta.SandboxID); err == nil && sb.Status().Shim.Alive() {
+		shim.Forget(ctx, s.shimSocket(c.Meta.SandboxID), id) // only frees memory in the shim
 	}
 	if err := image.UnmountRootfs(c.Dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)

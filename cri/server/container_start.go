@@ -25,6 +25,11 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 		return nil, err
 	}
 	id := c.Meta.ID
+	defer s.ops.lock(sandboxKey(c.Meta.SandboxID))()
+	defer s.ops.lock(containerKey(id))()
+	if _, err := s.store.Container(id); err != nil {
+		return nil, err // removed while we waited
+	}
 	if st := c.Status(); st.State != store.ContainerCreated {
 		return nil, errdefs.FailedPrecondition("container %s is %s, only a created container can be started", id, st.State)
 	}

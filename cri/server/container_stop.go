@@ -28,12 +28,14 @@ func (s *Service) StopContainer(ctx context.Context, req *runtimeapi.StopContain
 	if err != nil {
 		return nil, err
 	}
+	defer s.ops.lock(containerKey(c.Meta.ID))()
 	if err := s.stopContainer(ctx, c, time.Duration(req.GetTimeout())*time.Second); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 
+// stopContainer needs the container's op lock.
 func (s *Service) stopContainer(ctx context.Context, c *store.Container, grace time.Duration) error {
 	st := s.containerStatus(ctx, c)
 	if st.State != store.ContainerRunning {

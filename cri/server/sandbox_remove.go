@@ -24,11 +24,18 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	if err != nil {
 		return nil, err
 	}
+	defer s.ops.lock(sandboxKey(sb.Meta.ID))()
+	if _, err := s.store.Sandbox(sb.Meta.ID); err != nil {
+		return &runtimeapi.RemovePodSandboxResponse{}, nil // removed while we waited
+	}
 	if err := s.stopSandbox(ctx, sb); err != nil {
 		return nil, err
 	}
 	for _, c := range s.store.SandboxContainers(sb.Meta.ID) {
-		if err := s.removeContainer(ctx, c); err != nil {
+		unlock := s.ops.lock(containerKey(c.Meta.ID))
+		err := s.removeContainer(ctx, c)
+		unlock()
+		if err != nil {
 			return nil, fmt.Errorf("remove sandbox %s: %w", sb.Meta.ID, err)
 		}
 	}

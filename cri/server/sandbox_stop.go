@@ -27,15 +27,20 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSan
 	if err != nil {
 		return nil, err
 	}
+	defer s.ops.lock(sandboxKey(sb.Meta.ID))()
 	if err := s.stopSandbox(ctx, sb); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
 
+// stopSandbox needs the sandbox's op lock.
 func (s *Service) stopSandbox(ctx context.Context, sb *store.Sandbox) error {
 	for _, c := range s.store.SandboxContainers(sb.Meta.ID) {
-		if err := s.stopContainer(ctx, c, 0); err != nil {
+		unlock := s.ops.lock(containerKey(c.Meta.ID))
+		err := s.stopContainer(ctx, c, 0)
+		unlock()
+		if err != nil {
 			return fmt.Errorf("stop sandbox %s: %w", sb.Meta.ID, err)
 		}
 	}

@@ -64,6 +64,7 @@ type Service struct {
 	network podNetwork
 	log     *slog.Logger
 	pause   string // sandbox rootfs holding /pause
+	ops     opLocks
 }
 
 // Deps are the parts the service is built from.

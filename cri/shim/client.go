@@ -91,35 +91,47 @@ func Launch(ctx context.Context, cfg LaunchConfig) (Process, error) {
 	return Process{Pid: cmd.Process.Pid, StartTime: start, Socket: cfg.Socket}, nil
 }
 
-// Alive reports whether the shim process still exists (and is still the
-// same process, not a reused pid).
+// Alive reports whether the shim process still runs (and is still the
+// same process, not a reused pid). A zombie is dead.
 func (p Process) Alive() bool {
 	if p.Pid <= 0 {
 		return false
 	}
-	start, err := processStartTime(p.Pid)
+	fields, err := procStat(p.Pid)
+	if err != nil || fields[0] == "Z" || fields[0] == "X" {
+		return false
+	}
+	start, err := strconv.ParseUint(fields[19], 10, 64)
 	return err == nil && start == p.StartTime
 }
 
-// processStartTime reads field 22 of /proc/<pid>/stat. The command name in
-// field 2 may hold spaces and parentheses, so fields are counted from the
-// last ')'.
+// processStartTime reads field 22 of /proc/<pid>/stat.
 func processStartTime(pid int) (uint64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	fields, err := procStat(pid)
 	if err != nil {
 		return 0, err
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// procStat returns the fields of /proc/<pid>/stat from field 3 (state)
+// on. The command name in field 2 may hold spaces and parentheses, so
+// fields are counted from the last ')'.
+func procStat(pid int) ([]string, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
 	}
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+		return nil, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
 	fields := strings.Fields(s[i+1:])
 	if len(fields) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+		return nil, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
-	// fields[0] is field 3 (state); field 22 is fields[19].
-	return strconv.ParseUint(fields[19], 10, 64)
+	return fields, nil
 }
 
 // call sends one request and reads the response.
@@ -166,6 +178,12 @@ func Wait(ctx context.Context, socket, id string) (Exit, error) {
 		return Exit{}, err
 	}
 	return *resp.Exit, nil
+}
+
+// Forget lets the shim drop what it keeps about an exited container.
+func Forget(ctx context.Context, socket, id string) error {
+	_, err := call(ctx, socket, Request{Op: OpForget, ID: id})
+	return err
 }
 
 // Shutdown asks the shim to exit.

@@ -6,6 +6,7 @@ import "time"
 const (
 	OpCreate   = "create"   // runc create a container with the shim as parent
 	OpWait     = "wait"     // block until the container has exited
+	OpForget   = "forget"   // drop an exited container's record
 	OpShutdown = "shutdown" // exit the shim
 )
 

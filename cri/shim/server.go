@@ -112,6 +112,12 @@ func (s *Server) handle(conn net.Conn) {
 		if err != nil {
 			resp.Error = err.Error()
 		}
+	case OpForget:
+		s.mu.Lock()
+		if c, ok := s.byID[req.ID]; ok && c.exitedNow() {
+			delete(s.byID, req.ID)
+		}
+		s.mu.Unlock()
 	case OpShutdown:
 		writeResponse(conn, Response{})
 		close(s.stop)
@@ -287,6 +293,16 @@ func oomKilled(files []string) bool {
 		}
 	}
 	return false
+}
+
+// exitedNow reports whether the container's exit has been recorded.
+func (c *container) exitedNow() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 // wait blocks until container id has exited or the caller hangs up.

@@ -1,0 +1,40 @@
+package shim
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+func TestAliveTracksTheProcessNotThePid(t *testing.T) {
+	start, err := processStartTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(Process{Pid: os.Getpid(), StartTime: start}).Alive() {
+		t.Error("this process is not alive")
+	}
+	if (Process{Pid: os.Getpid(), StartTime: start + 1}).Alive() {
+		t.Error("a reused pid counts as the same process")
+	}
+	// A child that exited but was not reaped yet is a zombie: dead.
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	zstart, err := processStartTime(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Process{Pid: cmd.Process.Pid, StartTime: zstart}
+	for p.Alive() {
+		fields, err := procStat(p.Pid)
+		if err != nil || fields[0] == "Z" {
+			break
+		}
+	}
+	if p.Alive() {
+		t.Error("a zombie counts as alive")
+	}
+}
