@@ -51,7 +51,7 @@ func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scra
 	select {
 	case waitErr = <-done:
 	case <-ctx.Done():
-		killExecProcess(pidFile, done)
+		killExecProcess(pidFile, done, cmd.Process)
 		return 0, errdefs.DeadlineExceeded("exec in container %s: command timed out: %v", id, ctx.Err())
 	}
 	if waitErr == nil {
@@ -69,9 +69,11 @@ func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scra
 }
 
 // killExecProcess kills the exec'd process by the pid runc recorded, then
-// waits for runc to return; runc itself is killed if it lingers.
-func killExecProcess(pidFile string, done <-chan error) {
-	deadline := time.After(10 * time.Second)
+// gives runc a moment to return. runc does not return while a background
+// child of the process still holds the output open, so after that moment
+// runc itself is killed: a timeout must end the call on time.
+func killExecProcess(pidFile string, done <-chan error, runc *os.Process) {
+	deadline := time.After(time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -84,6 +86,7 @@ func killExecProcess(pidFile string, done <-chan error) {
 		case <-done:
 			return
 		case <-deadline:
+			runc.Kill()
 			return
 		case <-tick.C:
 		}

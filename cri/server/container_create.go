@@ -119,6 +119,9 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		StopSignal:  int(stopSignal),
 		CgroupsPath: cgroupsPath,
 	}
+	if p := spec.Process; p != nil {
+		meta.User = store.User{UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids}
+	}
 	meta.Config.Msg = cfg
 	c := store.NewContainer(dir, meta)
 	if err := c.Commit(store.ContainerStatus{State: store.ContainerCreated}); err != nil {

@@ -21,6 +21,22 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 	}
 	st := s.containerStatus(ctx, c)
 	cfg := c.Config()
+	// Like containerd: name the image by its first tag and its first repo
+	// digest when the store still knows it, else as the container asked.
+	imageSpec := &runtimeapi.ImageSpec{Image: cfg.GetImage().GetImage(), Annotations: cfg.GetImage().GetAnnotations()}
+	imageRef := c.Meta.ImageID
+	if img, err := s.images.Get(c.Meta.ImageID); err == nil {
+		if len(img.RepoTags) > 0 {
+			imageSpec = &runtimeapi.ImageSpec{Image: img.RepoTags[0], Annotations: cfg.GetImage().GetAnnotations()}
+		}
+		if len(img.RepoDigests) > 0 {
+			imageRef = img.RepoDigests[0]
+		}
+	}
+	var groups []int64
+	for _, g := range c.Meta.User.Groups {
+		groups = append(groups, int64(g))
+	}
 	status := &runtimeapi.ContainerStatus{
 		Id:          c.Meta.ID,
 		Metadata:    cfg.GetMetadata(),
@@ -29,8 +45,8 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		StartedAt:   st.StartedAt,
 		FinishedAt:  st.FinishedAt,
 		ExitCode:    st.ExitCode,
-		Image:       &runtimeapi.ImageSpec{Image: cfg.GetImage().GetImage(), Annotations: cfg.GetImage().GetAnnotations()},
-		ImageRef:    c.Meta.ImageID,
+		Image:       imageSpec,
+		ImageRef:    imageRef,
 		ImageId:     c.Meta.ImageID,
 		Reason:      st.Reason,
 		Message:     st.Message,
@@ -39,7 +55,10 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		Mounts:      cfg.GetMounts(),
 		LogPath:     c.Meta.LogPath,
 		Resources:   &runtimeapi.ContainerResources{Linux: cfg.GetLinux().GetResources()},
-		StopSignal:  oci.CRISignal(syscall.Signal(c.Meta.StopSignal)),
+		User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
+			Uid: int64(c.Meta.User.UID), Gid: int64(c.Meta.User.GID), SupplementalGroups: groups,
+		}},
+		StopSignal: oci.CRISignal(syscall.Signal(c.Meta.StopSignal)),
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: status}
 	if req.GetVerbose() {

@@ -28,8 +28,14 @@ func (s *Service) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*r
 		networkReady.Reason = "NetworkPluginNotReady"
 		networkReady.Message = "berth: network plugin is not ready: " + err.Error()
 	}
+	// The default handler ("") and its name "runc" are one and the same.
+	features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}
 	return &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeReady, networkReady}},
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{
+			{Name: "", Features: features},
+			{Name: "runc", Features: features},
+		},
 	}, nil
 }
 

@@ -45,8 +45,9 @@ func sandboxStatus(sb *store.Sandbox, st store.SandboxStatus) *runtimeapi.PodSan
 			Namespaces: &runtimeapi.Namespace{Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()},
 		},
 	}
+	out.Network = &runtimeapi.PodSandboxNetworkStatus{}
 	if st.State == store.SandboxReady && len(st.IPs) > 0 {
-		out.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: st.IPs[0]}
+		out.Network.Ip = st.IPs[0]
 		for _, ip := range st.IPs[1:] {
 			out.Network.AdditionalIps = append(out.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
 		}

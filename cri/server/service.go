@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/cgroup"
+	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/network"
 	"github.com/berth-project/berth/cri/runc"
@@ -65,6 +67,9 @@ type Service struct {
 	log     *slog.Logger
 	pause   string // sandbox rootfs holding /pause
 	ops     opLocks
+	// rootLock is held for the life of the process: two daemons on one
+	// root would corrupt each other's records.
+	rootLock *os.File
 }
 
 // Deps are the parts the service is built from.
@@ -85,16 +90,34 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("prepare %s: %w", d, err)
 		}
 	}
+	lock, err := lockRoot(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.New(cfg.Root)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, store: st, images: deps.Images, network: deps.Network, log: deps.Log}
+	s := &Service{cfg: cfg, store: st, images: deps.Images, network: deps.Network, log: deps.Log, rootLock: lock}
 	if s.pause, err = preparePauseRootfs(cfg.Root, cfg.PauseBinary); err != nil {
 		return nil, err
 	}
 	s.recover(ctx)
 	return s, nil
+}
+
+// lockRoot takes an exclusive lock on root/berthd.lock, or fails naming
+// the directory if another berthd holds it.
+func lockRoot(root string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(root, "berthd.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", root, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, errdefs.FailedPrecondition("another berthd is already using --root %s", root)
+	}
+	return f, nil
 }
 
 // preparePauseRootfs puts the pause binary into a read-only rootfs shared by

@@ -20,6 +20,15 @@ type ContainerMeta struct {
 	// StopSignal is the image's stop signal, resolved at creation.
 	StopSignal  int    `json:"stopSignal"`
 	CgroupsPath string `json:"cgroupsPath"`
+	// User is who the container's process runs as, as resolved at creation.
+	User User `json:"user"`
+}
+
+// User is a process identity.
+type User struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // ContainerStatus changes over the container's life.
