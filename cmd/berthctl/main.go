@@ -1,12 +1,11 @@
 // Command berthctl is berth's local command-line tool. It talks to the
 // running berthd over its socket, so the daemon stays the only writer of
 // its state.
-//
-//	berthctl [--cri-socket PATH] images import FILE
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -17,15 +16,18 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/server"
 )
 
-const usage = `usage: berthctl [--cri-socket PATH] images import FILE
+const usage = `usage: berthctl [--cri-socket PATH] [--timeout D] COMMAND
 
-  images import FILE   import an OCI image-layout or docker-archive tarball
+commands:
+  images import FILE                            import an OCI image-layout or docker-archive tarball
+  images export [--format docker|oci] -o FILE IMAGE...   write images to a tarball
 `
 
 func main() {
@@ -44,16 +46,9 @@ func run(args []string) error {
 		return err
 	}
 	rest := fs.Args()
-	if len(rest) != 3 || rest[0] != "images" || rest[1] != "import" {
+	if len(rest) < 2 || rest[0] != "images" {
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", strings.Join(rest, " "))
-	}
-	path, err := filepath.Abs(rest[2])
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return err
 	}
 	conn, err := grpc.NewClient("unix://"+*socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -62,6 +57,27 @@ func run(args []string) error {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	switch rest[1] {
+	case "import":
+		return importImages(ctx, conn, rest[2:])
+	case "export":
+		return exportImages(ctx, conn, rest[2:])
+	}
+	fs.Usage()
+	return fmt.Errorf("unknown command %q", strings.Join(rest, " "))
+}
+
+func importImages(ctx context.Context, conn *grpc.ClientConn, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: berthctl images import FILE")
+	}
+	path, err := filepath.Abs(args[0])
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
 	var resp runtimeapi.ListImagesResponse
 	if err := conn.Invoke(ctx, server.ImportMethod, wrapperspb.String(path), &resp); err != nil {
 		return fmt.Errorf("import %s: %s", path, status.Convert(err).Message())
@@ -69,5 +85,34 @@ func run(args []string) error {
 	for _, img := range resp.GetImages() {
 		fmt.Printf("imported %s %s\n", img.GetId(), strings.Join(img.GetRepoTags(), " "))
 	}
+	return nil
+}
+
+func exportImages(ctx context.Context, conn *grpc.ClientConn, args []string) error {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	out := fs.String("o", "", "output file (must not exist)")
+	format := fs.String("format", "docker", "docker (docker save format) or oci (OCI image layout)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() == 0 {
+		return errors.New("usage: berthctl images export [--format docker|oci] -o FILE IMAGE")
+	}
+	path, err := filepath.Abs(*out)
+	if err != nil {
+		return err
+	}
+	refs := make([]any, 0, fs.NArg())
+	for _, r := range fs.Args() {
+		refs = append(refs, r)
+	}
+	req, err := structpb.NewStruct(map[string]any{"path": path, "format": *format, "refs": refs})
+	if err != nil {
+		return err
+	}
+	if err := conn.Invoke(ctx, server.ExportMethod, req, &wrapperspb.StringValue{}); err != nil {
+		return fmt.Errorf("export to %s: %s", path, status.Convert(err).Message())
+	}
+	fmt.Printf("exported %s to %s\n", strings.Join(fs.Args(), " "), path)
 	return nil
 }

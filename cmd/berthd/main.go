@@ -15,7 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/cgroup"
@@ -24,6 +26,7 @@ import (
 	"github.com/berth-project/berth/cri/runc"
 	"github.com/berth-project/berth/cri/server"
 	"github.com/berth-project/berth/pkg/config"
+	"github.com/berth-project/berth/pkg/imagegc"
 )
 
 func main() {
@@ -48,6 +51,10 @@ func run() error {
 	fs.StringVar(&cfg.CgroupDriver, "cgroup-driver", cfg.CgroupDriver, "cgroupfs or systemd")
 	fs.StringVar(&cfg.PodCIDR, "pod-cidr", cfg.PodCIDR, "pod CIDR; writes the default pod network when none is configured")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.RegistryConfig, "registry-config", cfg.RegistryConfig, "registry configuration file (mirrors, plain HTTP, CAs), YAML or JSON")
+	fs.IntVar(&cfg.ImageGCHighThresholdPercent, "image-gc-high-threshold", cfg.ImageGCHighThresholdPercent, "image filesystem usage percent that starts image garbage collection (100 disables it)")
+	fs.IntVar(&cfg.ImageGCLowThresholdPercent, "image-gc-low-threshold", cfg.ImageGCLowThresholdPercent, "image filesystem usage percent image garbage collection frees down to")
+	fs.DurationVar(&cfg.ImageMinimumGCAge.Duration, "minimum-image-ttl-duration", cfg.ImageMinimumGCAge.Duration, "minimum age of an unused image before it may be garbage collected")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -101,12 +108,31 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.PodCIDR = from.PodCIDR
 	case "log-level":
 		cfg.LogLevel = from.LogLevel
+	case "registry-config":
+		cfg.RegistryConfig = from.RegistryConfig
+	case "image-gc-high-threshold":
+		cfg.ImageGCHighThresholdPercent = from.ImageGCHighThresholdPercent
+	case "image-gc-low-threshold":
+		cfg.ImageGCLowThresholdPercent = from.ImageGCLowThresholdPercent
+	case "minimum-image-ttl-duration":
+		cfg.ImageMinimumGCAge = from.ImageMinimumGCAge
 	}
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	images, err := image.Open(filepath.Join(cfg.Root, "images"))
 	if err != nil {
+		return err
+	}
+	if err := loadRegistries(images, cfg.RegistryConfig, log); err != nil {
+		return err
+	}
+	pause, err := os.ReadFile(cfg.PauseBinary)
+	if err != nil {
+		return fmt.Errorf("pause binary: %w", err)
+	}
+	// Listed (pinned) so image tools and GC see what sandboxes run.
+	if _, err := images.EnsureBuiltin(server.PauseImage, map[string][]byte{"pause": pause}, v1.Config{Entrypoint: []string{"/pause"}}); err != nil {
 		return err
 	}
 	net, err := network.New(network.Config{
@@ -139,7 +165,53 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	gc, err := imageGC(cfg, cfg.CRISocket, log)
+	if err != nil {
+		return err
+	}
+	go gc.Run(ctx) // returns when ctx ends
 	return listenAndServe(ctx, cfg.CRISocket, svc, log)
+}
+
+// loadRegistries applies the registry configuration. The default file may
+// be absent; a file named on purpose must exist.
+func loadRegistries(images *image.Store, path string, log *slog.Logger) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); os.IsNotExist(err) && path == config.DefaultRegistryConfig {
+		return nil
+	}
+	rc, err := image.LoadRegistryConfig(path)
+	if err != nil {
+		return err
+	}
+	if err := images.SetRegistries(rc); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	log.Info("registry configuration loaded", "file", path, "registries", len(rc.Registries))
+	return nil
+}
+
+// imageGC collects unused images through berthd's own CRI socket, exactly
+// as it would through containerd's.
+func imageGC(cfg config.Config, socket string, log *slog.Logger) (*imagegc.GC, error) {
+	gcCfg := imagegc.DefaultConfig()
+	gcCfg.HighThresholdPercent = cfg.ImageGCHighThresholdPercent
+	gcCfg.LowThresholdPercent = cfg.ImageGCLowThresholdPercent
+	gcCfg.MinAge = cfg.ImageMinimumGCAge.Duration
+	warnings, err := gcCfg.Validate()
+	if err != nil {
+		return nil, fmt.Errorf("image garbage collection: %w", err)
+	}
+	for _, w := range warnings {
+		log.Warn("image garbage collection: " + w)
+	}
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	return imagegc.New(gcCfg, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn), imagegc.WithLogger(log.With("component", "imagegc")))
 }
 
 func listenAndServe(ctx context.Context, socket string, svc *server.Service, log *slog.Logger) error {

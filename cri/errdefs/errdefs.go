@@ -17,6 +17,7 @@ var (
 	ErrUnavailable        = errors.New("unavailable")
 	ErrDeadlineExceeded   = errors.New("deadline exceeded")
 	ErrUnimplemented      = errors.New("not implemented")
+	ErrPermissionDenied   = errors.New("permission denied")
 )
 
 // classed keeps the caller's message intact while still matching its class
@@ -67,4 +68,11 @@ func DeadlineExceeded(format string, args ...any) error {
 // Unimplemented returns an error of class ErrUnimplemented.
 func Unimplemented(format string, args ...any) error {
 	return newf(ErrUnimplemented, format, args...)
+}
+
+// PermissionDenied returns an error of class ErrPermissionDenied: the caller
+// (or the credentials it gave) may not do what it asked, e.g. a registry
+// answered 401 or 403.
+func PermissionDenied(format string, args ...any) error {
+	return newf(ErrPermissionDenied, format, args...)
 }

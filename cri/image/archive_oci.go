@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -50,7 +49,7 @@ func readOCILayout(dir, what string) ([]*source, error) {
 			return nil, fmt.Errorf("%s: index.json: %v", what, err)
 		}
 		imgWhat := fmt.Sprintf("%s: image %s", what, desc.Digest)
-		img, err := pickImage(idx, desc, 0)
+		img, indexes, err := pickImage(idx, desc, 0)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", imgWhat, err)
 		}
@@ -60,6 +59,13 @@ func readOCILayout(dir, what string) ([]*source, error) {
 		src, err := sourceFromImage(imgWhat, img)
 		if err != nil {
 			return nil, err
+		}
+		src.indexes = indexes
+		for i := range src.layers {
+			// The layout's blob files can be linked into the store.
+			if d := src.layers[i].blob.digest; validDigest(d) {
+				src.layers[i].blob.local = filepath.Join(dir, "blobs", "sha256", d[len("sha256:"):])
+			}
 		}
 		src.addNames(splitNames(names, desc.Digest.String()))
 		srcs = append(srcs, src)
@@ -96,61 +102,51 @@ type indexReader interface {
 }
 
 // pickImage returns the image desc stands for: the image itself, or this
-// platform's image from a nested index. It returns nil for descriptors that
-// are not images (attestations, artifacts). Manifests and indexes are
-// checked against their digests, because the digest becomes a RepoDigest.
-func pickImage(idx indexReader, desc v1.Descriptor, depth int) (v1.Image, error) {
+// platform's image from a nested index, with the raw indexes it went
+// through. It returns nil for descriptors that are not images
+// (attestations, artifacts). Manifests and indexes are checked against
+// their digests, because the digest becomes a RepoDigest.
+func pickImage(idx indexReader, desc v1.Descriptor, depth int) (v1.Image, [][]byte, error) {
 	switch desc.MediaType {
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
 		img, err := idx.Image(desc.Digest)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		raw, err := img.RawManifest()
 		if err != nil {
-			return nil, fmt.Errorf("manifest: %v", err)
+			return nil, nil, fmt.Errorf("manifest: %v", err)
 		}
-		return img, checkDigest("manifest", raw, desc.Digest)
+		return img, nil, checkDigest("manifest", raw, desc.Digest)
 	case types.OCIImageIndex, types.DockerManifestList:
 		if depth >= maxIndexDepth {
-			return nil, fmt.Errorf("indexes nested more than %d deep", maxIndexDepth)
+			return nil, nil, fmt.Errorf("indexes nested more than %d deep", maxIndexDepth)
 		}
 		child, err := idx.ImageIndex(desc.Digest)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		raw, err := child.RawManifest()
 		if err != nil {
-			return nil, fmt.Errorf("index: %v", err)
+			return nil, nil, fmt.Errorf("index: %v", err)
 		}
 		if err := checkDigest("index", raw, desc.Digest); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		im, err := child.IndexManifest()
 		if err != nil {
-			return nil, fmt.Errorf("index %s: %v", desc.Digest, err)
+			return nil, nil, fmt.Errorf("index %s: %v", desc.Digest, err)
 		}
-		best, ok := platformMatch(im.Manifests)
+		host := hostPlatform()
+		best, ok := host.pick(im.Manifests)
 		if !ok {
-			return nil, fmt.Errorf("index %s has no image for %s/%s", desc.Digest, runtime.GOOS, runtime.GOARCH)
+			return nil, nil, fmt.Errorf("index %s has no image for %s", desc.Digest, host)
 		}
-		return pickImage(child, best, depth+1)
+		img, indexes, err := pickImage(child, best, depth+1)
+		return img, append([][]byte{raw}, indexes...), err
 	default:
-		return nil, nil
+		return nil, nil, nil
 	}
-}
-
-// platformMatch picks the first descriptor for this machine's OS and
-// architecture. Variants are not compared: an index rarely lists two
-// variants of the host's architecture, and when it does the first is the
-// one registries and containerd default to.
-func platformMatch(descs []v1.Descriptor) (v1.Descriptor, bool) {
-	for _, d := range descs {
-		if p := d.Platform; p != nil && p.OS == runtime.GOOS && p.Architecture == runtime.GOARCH {
-			return d, true
-		}
-	}
-	return v1.Descriptor{}, false
 }
 
 func checkDigest(kind string, raw []byte, want v1.Hash) error {

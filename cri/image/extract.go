@@ -93,7 +93,8 @@ func classifyRead(err error, format string, args ...any) error {
 
 func isClassified(err error) bool {
 	for _, class := range []error{errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrUnavailable,
-		errdefs.ErrFailedPrecondition, errdefs.ErrAlreadyExists, errdefs.ErrDeadlineExceeded} {
+		errdefs.ErrFailedPrecondition, errdefs.ErrAlreadyExists, errdefs.ErrDeadlineExceeded,
+		errdefs.ErrPermissionDenied} {
 		if errors.Is(err, class) {
 			return true
 		}

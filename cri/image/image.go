@@ -55,4 +55,21 @@ type record struct {
 	Version int       `json:"version"`
 	Image   Image     `json:"image"`
 	Created time.Time `json:"created"` // when first stored; breaks ties on load
+	// Manifest is the digest of the image manifest blob that Export
+	// writes: the one pulled or imported, or one the store wrote for a
+	// docker archive (which carries none). Records written before the
+	// store kept blobs have none, and their images cannot be exported.
+	Manifest string `json:"manifest,omitempty"`
+	// Blobs are the digests of every blob the image keeps in blobs/:
+	// the manifest(s), any index it was resolved through, the config and
+	// the layers as shipped. They are reference-counted like layers.
+	Blobs []string `json:"blobs,omitempty"`
+}
+
+// clone returns a deep copy of the record.
+func (r *record) clone() *record {
+	out := *r
+	out.Image = r.Image.clone()
+	out.Blobs = slices.Clone(r.Blobs)
+	return &out
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,9 +15,12 @@ import (
 
 // Import stores every image of the tarball at path, which is an OCI
 // image-layout tar (as written by `ctr export`, `skopeo copy oci-archive:`,
-// `crane pull --format=oci` + tar) or a `docker save` archive, optionally
-// gzip-compressed. It returns the stored images (copies), with all their
-// names, in archive order.
+// `crane pull --format=oci` + tar, or Export) or a `docker save` archive,
+// optionally gzip-compressed. It returns the stored images (copies), with
+// all their names, in archive order. The archive's blobs are kept as they
+// are in it, so that Export writes them back unchanged; a docker archive
+// carries no manifest, so the store writes an OCI manifest for each of
+// its images.
 //
 // Names come from manifest.json RepoTags (docker archives) or from the
 // io.containerd.image.name and org.opencontainers.image.ref.name
@@ -24,12 +28,12 @@ import (
 // without names are stored and listed by ID. A tag another image holds moves
 // to the imported image.
 //
-// The import is all-or-nothing with respect to bad input: the whole archive
-// is read and every layer unpacked and verified before any record is
-// written, so a malformed archive (error class errdefs.ErrInvalidArgument,
-// naming the file and the problem) leaves the store as it was, apart from
-// verified layers that Prune may reclaim. Import blocks for as long as the
-// unpacking takes; concurrent imports and reads are fine.
+// The import is all-or-nothing: the whole archive is read and every blob
+// and layer stored and verified before any record is written, and a failed
+// import deletes the blobs and layers it added, so a malformed archive
+// (error class errdefs.ErrInvalidArgument, naming the file and the
+// problem) leaves the store as it was. Import blocks for as long as the
+// unpacking takes; concurrent imports, pulls and reads are fine.
 func (s *Store) Import(path string) ([]Image, error) {
 	work, err := os.MkdirTemp(s.tmpDir(), "import-")
 	if err != nil {
@@ -43,23 +47,36 @@ func (s *Store) Import(path string) ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.store(srcs, "archive "+path)
+	return s.store(context.Background(), srcs, "archive "+path)
 }
 
-// Add stores an image obtained some other way, typically pulled from a
-// registry with go-containerregistry's remote package. names are references
-// in any form NormalizeRef accepts: tags go to RepoTags, digest references
-// ("busybox@sha256:…", the digest the image was pulled by) to RepoDigests.
-// Layers are read through img, verified against the config's diff IDs and
+// Add stores an image obtained some other way, e.g. built in memory.
+// names are references in any form NormalizeRef accepts: tags go to
+// RepoTags, digest references ("busybox@sha256:…", the digest the image
+// was pulled by) to RepoDigests. The image's manifest, config and layer
+// blobs are kept; layers are verified against the config's diff IDs and
 // unpacked unless present. Errors reading img's blobs are reported with
 // class errdefs.ErrInvalidArgument and wrap the reader's own error, which
 // a caller may inspect with errors.As.
 func (s *Store) Add(img v1.Image, names ...string) (Image, error) {
+	src, what, err := addSource(img, names)
+	if err != nil {
+		return Image{}, err
+	}
+	out, err := s.store(context.Background(), []*source{src}, what)
+	if err != nil {
+		return Image{}, err
+	}
+	return out[0], nil
+}
+
+// addSource adapts an image given to Add (or built by EnsureBuiltin).
+func addSource(img v1.Image, names []string) (*source, string, error) {
 	var norms []string
 	for _, n := range names {
 		norm, err := NormalizeRef(n)
 		if err != nil {
-			return Image{}, err
+			return nil, "", err
 		}
 		norms = append(norms, norm)
 	}
@@ -69,52 +86,32 @@ func (s *Store) Add(img v1.Image, names ...string) (Image, error) {
 	}
 	src, err := sourceFromImage(what, img)
 	if err != nil {
-		return Image{}, errdefs.InvalidArgument("%w", err)
+		return nil, "", errdefs.InvalidArgument("%w", err)
 	}
 	src.addNames(splitNames(norms, ""))
-	out, err := s.store([]*source{src}, what)
-	if err != nil {
-		return Image{}, err
-	}
-	return out[0], nil
+	return src, what, nil
 }
 
-// store unpacks the sources' layers and then publishes their records.
-func (s *Store) store(srcs []*source, what string) ([]Image, error) {
-	var diffIDs []string
+// store keeps the sources' blobs, unpacks their layers and then publishes
+// their records; on failure it leaves nothing behind.
+func (s *Store) store(ctx context.Context, srcs []*source, what string) ([]Image, error) {
+	w := s.begin(what)
+	defer w.close()
 	for _, src := range srcs {
 		warnPlatform(src, what)
-		for _, l := range src.layers {
-			diffIDs = append(diffIDs, l.diffID)
-		}
-	}
-	s.hold(diffIDs)
-	defer s.release(diffIDs)
-	for _, src := range srcs {
-		for _, l := range src.layers {
-			if err := s.ensureLayer(l, what); err != nil {
-				return nil, err
-			}
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Image, 0, len(srcs))
-	for _, src := range srcs {
-		img, err := s.publishLocked(src.image())
-		if err != nil {
+		if err := w.storeSource(ctx, src); err != nil {
 			return nil, err
 		}
-		out = append(out, img)
 	}
-	return out, nil
+	return w.commit(srcs)
 }
 
 // publishLocked records img, merging it with an existing record of the same
-// ID (names accumulate, the pin is kept) and taking its tags away from any
-// other image. The other images are written first: should a crash come in
-// between, a tag is briefly on no image rather than on two.
-func (s *Store) publishLocked(img Image) (Image, error) {
+// ID (names and blobs accumulate, the pin and the first manifest are kept)
+// and taking its tags away from any other image. The other images are
+// written first: should a crash come in between, a tag is briefly on no
+// image rather than on two.
+func (s *Store) publishLocked(img Image, manifest string, blobs []string) (Image, error) {
 	for _, rec := range s.sortedRecords() {
 		if rec.Image.ID == img.ID {
 			continue
@@ -125,19 +122,24 @@ func (s *Store) publishLocked(img Image) (Image, error) {
 		if len(kept) == len(rec.Image.RepoTags) {
 			continue
 		}
-		next := *rec
-		next.Image = rec.Image.clone()
+		next := rec.clone()
 		next.Image.RepoTags = kept
-		if err := s.writeRecordLocked(&next); err != nil {
+		if err := s.writeRecordLocked(next); err != nil {
 			return Image{}, err
 		}
 	}
 	rec := newRecord(img)
+	rec.Manifest, rec.Blobs = manifest, slices.Clone(blobs)
 	if old, ok := s.images[img.ID]; ok {
 		rec.Created = old.Created
-		rec.Image.Pinned = old.Image.Pinned
+		rec.Image.Pinned = old.Image.Pinned || img.Pinned
 		rec.Image.RepoTags = union(old.Image.RepoTags, img.RepoTags)
 		rec.Image.RepoDigests = union(old.Image.RepoDigests, img.RepoDigests)
+		if old.Manifest != "" {
+			rec.Manifest = old.Manifest
+		}
+		rec.Blobs = union(old.Blobs, blobs)
+		slices.Sort(rec.Blobs)
 	}
 	if err := s.writeRecordLocked(rec); err != nil {
 		return Image{}, err

@@ -1,67 +1,79 @@
 package image
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cri/errdefs"
 )
 
-// ensureLayer makes <root>/layers/<hex of diffID> exist, unpacking the
-// layer if it does not. The caller holds the layer busy (see hold) so
-// that Prune cannot delete it between here and the record that uses it.
-// Two imports racing on the same layer both unpack it; the first rename
-// wins and the loser discards its copy.
-func (s *Store) ensureLayer(l layerSource, what string) error {
-	final := s.layerDir(l.diffID)
-	if exists(final) {
-		return nil
-	}
+// unpackBlob unpacks the stored layer blob into <root>/layers/<hex of
+// diffID>, verifying the uncompressed stream against the diff ID, and
+// returns the new layer's usage. It is the caller's business to check that
+// the layer is missing and to hold it. Two pulls or imports racing on the
+// same layer both unpack it; the first rename wins and the loser discards
+// its copy (created is false then).
+func (s *Store) unpackBlob(ctx context.Context, diffID, blobDigest, what string) (created bool, u usage, err error) {
 	tmp, err := os.MkdirTemp(s.tmpDir(), "layer-")
 	if err != nil {
-		return err
+		return false, u, err
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
 	// The layer's root becomes a directory in the container's root; the
 	// layer's "./" entry, if any, overrides this.
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
+		return false, u, err
 	}
-	if err := unpackLayer(l, tmp, what+": layer "+l.diffID); err != nil {
-		return err
+	what = what + ": layer " + diffID
+	if err := unpackLayer(ctx, s.blobPath(blobDigest), diffID, tmp, what); err != nil {
+		return false, u, err
 	}
 	// Everything must be on disk before the rename makes the layer
 	// visible, or a crash could leave a complete-looking, empty layer.
 	if err := syncfs(tmp); err != nil {
-		return err
+		return false, u, err
 	}
+	if u, err = walkUsage(tmp); err != nil {
+		return false, u, err
+	}
+	final := s.layerDir(diffID)
 	if err := os.Rename(tmp, final); err != nil {
 		if exists(final) {
-			return nil // another import won the race
+			return false, u, nil // another import won the race
 		}
-		return fmt.Errorf("%s: layer %s: %w", what, l.diffID, err)
+		return false, u, fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	return true, u, nil
 }
 
-// unpackLayer extracts the layer's uncompressed stream into dir while
-// hashing it, and fails unless the hash is the diff ID. Errors about the
-// content are of class errdefs.ErrInvalidArgument and name the layer.
-func unpackLayer(l layerSource, dir, what string) error {
-	rc, err := l.open()
+// unpackLayer extracts the layer blob stored at blobPath (gzip, zstd or
+// plain tar) into dir while hashing the uncompressed stream, and fails
+// unless the hash is the diff ID. Errors about the content are of class
+// errdefs.ErrInvalidArgument and name the layer.
+func unpackLayer(ctx context.Context, blobPath, diffID, dir, what string) error {
+	fi, err := os.Stat(blobPath)
+	if err != nil {
+		return err
+	}
+	l, err := partial.CompressedToLayer(&fileBlob{path: blobPath, size: fi.Size()})
+	if err != nil {
+		return errdefs.InvalidArgument("%s: %w", what, err)
+	}
+	rc, err := l.Uncompressed()
 	if err != nil {
 		return errdefs.InvalidArgument("%s: %w", what, err)
 	}
 	h := sha256.New()
-	r := io.TeeReader(rc, h)
+	r := io.TeeReader(ctxReader{ctx: ctx, r: rc}, h)
 	if err := newExtractor(dir, what, true).extract(r); err != nil {
 		rc.Close()
 		return err
@@ -74,7 +86,7 @@ func unpackLayer(l layerSource, dir, what string) error {
 	if err := rc.Close(); err != nil {
 		return errdefs.InvalidArgument("%s: %w", what, err)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.diffID {
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
 		return errdefs.InvalidArgument("%s: content has digest %s, which does not match the diff ID in the image config", what, got)
 	}
 	return nil
@@ -92,72 +104,33 @@ func syncfs(dir string) error {
 	return nil
 }
 
-// hold marks layers as in use by an import in progress; release undoes it.
-func (s *Store) hold(diffIDs []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range diffIDs {
-		s.busy[d]++
-	}
+// fileBlob is a stored layer blob, compressed (gzip, zstd) or not;
+// go-containerregistry's partial package detects which and decompresses
+// it.
+type fileBlob struct {
+	path string
+	size int64
 }
 
-func (s *Store) release(diffIDs []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range diffIDs {
-		if s.busy[d]--; s.busy[d] <= 0 {
-			delete(s.busy, d)
-		}
-	}
-}
+var _ partial.CompressedLayer = (*fileBlob)(nil)
 
-// retireUnusedLayersLocked moves every layer directory that no record
-// references, no import holds and inUse (keys: diff IDs) does not name into
-// a fresh directory under tmp/, and returns that directory for the caller to
-// delete after releasing the lock. Moving is quick and atomic, so the lock is
-// held only briefly and a crash leaves the layers where Open removes them.
-func (s *Store) retireUnusedLayersLocked(inUse map[string]bool) (string, error) {
-	referenced := map[string]bool{}
-	for _, rec := range s.images {
-		for _, d := range rec.Image.DiffIDs {
-			referenced[d] = true
-		}
-	}
-	entries, err := os.ReadDir(s.layersDir())
+// Digest hashes the file. Unpacking never needs it (it verifies diff IDs),
+// so it is computed only on demand.
+func (b *fileBlob) Digest() (v1.Hash, error) {
+	f, err := os.Open(b.path)
 	if err != nil {
-		return "", err
+		return v1.Hash{}, err
 	}
-	var trash string
-	var errs []error
-	for _, e := range entries {
-		d := "sha256:" + e.Name()
-		if !validDigest(d) || referenced[d] || s.busy[d] > 0 || inUse[d] {
-			continue
-		}
-		if trash == "" {
-			if trash, err = os.MkdirTemp(s.tmpDir(), "trash-"); err != nil {
-				return "", err
-			}
-		}
-		if err := os.Rename(s.layerDir(d), filepath.Join(trash, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("retire layer %s: %w", d, err))
-		}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return v1.Hash{}, err
 	}
-	return trash, errors.Join(errs...)
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, nil
 }
 
-// Prune deletes every unpacked layer that no image references and that
-// inUse (keys: diff IDs "sha256:<hex>", the layers under running or
-// created containers) does not name. It is safe to call at any time,
-// including while imports run: layers an import is unpacking are kept.
-func (s *Store) Prune(inUse map[string]bool) error {
-	s.mu.Lock()
-	trash, err := s.retireUnusedLayersLocked(inUse)
-	s.mu.Unlock()
-	if trash != "" {
-		if rerr := os.RemoveAll(trash); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("delete retired layers: %w", rerr))
-		}
-	}
-	return err
-}
+func (b *fileBlob) Compressed() (io.ReadCloser, error) { return os.Open(b.path) }
+
+func (b *fileBlob) Size() (int64, error) { return b.size, nil }
+
+func (b *fileBlob) MediaType() (types.MediaType, error) { return types.DockerLayer, nil }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-project/berth/cri/atomicfile"
@@ -21,14 +22,24 @@ import (
 // short steps that publish or retract records and layers.
 type Store struct {
 	root string
+	// registries is the registry configuration pulls use (never nil);
+	// SetRegistries swaps it whole, so a pull sees one configuration.
+	registries atomic.Pointer[registryHosts]
+	// pulls joins concurrent pulls of one reference.
+	pulls flightGroup
 
 	mu sync.Mutex
 	// images maps an ID to its record; the index is small (hundreds), so
 	// name lookups scan it rather than keeping secondary maps in sync.
 	images map[string]*record
-	// busy counts, per diff ID, the imports that are unpacking or about to
-	// reference the layer, so that a concurrent Prune leaves it alone.
+	// busy counts, per diff ID, the imports and pulls that are unpacking
+	// or about to reference the layer, so that a concurrent Prune leaves
+	// it alone.
 	busy map[string]int
+	// busyBlobs does the same for blobs, per digest.
+	busyBlobs map[string]int
+	// usage is what FsInfo reports, kept up to date as things come and go.
+	usage diskUsage
 }
 
 func (s *Store) imagesDir() string { return filepath.Join(s.root, "images") }
@@ -56,8 +67,12 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", root, err)
 	}
-	s := &Store{root: abs, images: map[string]*record{}, busy: map[string]int{}}
-	for _, dir := range []string{s.root, s.imagesDir(), s.layersDir(), s.tmpDir()} {
+	s := &Store{
+		root: abs, images: map[string]*record{}, busy: map[string]int{}, busyBlobs: map[string]int{},
+		usage: newDiskUsage(),
+	}
+	s.registries.Store(&registryHosts{})
+	for _, dir := range []string{s.root, s.imagesDir(), s.layersDir(), filepath.Dir(s.blobsDir()), s.blobsDir(), s.tmpDir()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open image store: %w", err)
 		}
@@ -68,19 +83,23 @@ func Open(root string) (*Store, error) {
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", abs, err)
 	}
+	if err := s.usage.scan(s); err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", abs, err)
+	}
 	return s, nil
 }
 
 // removeLeftovers deletes what interrupted work leaves behind. Nothing in
-// tmp/ is ever referenced, and names starting with "." in images/ and
-// layers/ are atomicfile temporaries or trash, never live entries.
+// tmp/ is ever referenced, and names starting with "." in images/,
+// layers/ and blobs/ are atomicfile temporaries or trash, never live
+// entries.
 func (s *Store) removeLeftovers() error {
 	var errs []error
 	if err := clearDir(s.tmpDir(), func(string) bool { return true }); err != nil {
 		errs = append(errs, err)
 	}
 	hidden := func(name string) bool { return strings.HasPrefix(name, ".") }
-	for _, dir := range []string{s.imagesDir(), s.layersDir()} {
+	for _, dir := range []string{s.imagesDir(), s.layersDir(), s.blobsDir()} {
 		if err := clearDir(dir, hidden); err != nil {
 			errs = append(errs, err)
 		}
@@ -141,6 +160,11 @@ func (s *Store) loadRecord(path string) (*record, error) {
 	hex, ok := strings.CutPrefix(rec.Image.ID, "sha256:")
 	if !ok || !isHex(hex, 64) || s.recordPath(rec.Image.ID) != path {
 		return nil, fmt.Errorf("record holds image ID %q", rec.Image.ID)
+	}
+	for _, d := range append(slices.Clone(rec.Blobs), rec.Manifest) {
+		if d != "" && !validDigest(d) {
+			return nil, fmt.Errorf("record holds blob digest %q", d)
+		}
 	}
 	for _, d := range rec.Image.DiffIDs {
 		if !validDigest(d) {
@@ -228,19 +252,20 @@ func (s *Store) Pin(ref string, pinned bool) error {
 	if rec.Image.Pinned == pinned {
 		return nil
 	}
-	next := *rec
-	next.Image = rec.Image.clone()
+	next := rec.clone()
 	next.Image.Pinned = pinned
-	return s.writeRecordLocked(&next)
+	return s.writeRecordLocked(next)
 }
 
 // writeRecordLocked persists rec and then publishes it in memory, so memory
 // never shows what the disk does not hold.
 func (s *Store) writeRecordLocked(rec *record) error {
-	if err := atomicfile.WriteJSON(s.recordPath(rec.Image.ID), rec); err != nil {
+	path := s.recordPath(rec.Image.ID)
+	if err := atomicfile.WriteJSON(path, rec); err != nil {
 		return fmt.Errorf("image %s: %w", rec.Image.ID, err)
 	}
 	s.images[rec.Image.ID] = rec
+	s.usage.setFile(recordKey(rec.Image.ID), path)
 	return nil
 }
 
@@ -250,6 +275,7 @@ func (s *Store) deleteRecordLocked(id string) error {
 		return fmt.Errorf("remove image %s: %w", id, err)
 	}
 	delete(s.images, id)
+	s.usage.forget(recordKey(id))
 	return nil
 }
 

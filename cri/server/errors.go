@@ -41,6 +41,8 @@ func toGRPC(err error) error {
 		code = codes.Canceled
 	case errors.Is(err, errdefs.ErrUnimplemented):
 		code = codes.Unimplemented
+	case errors.Is(err, errdefs.ErrPermissionDenied):
+		code = codes.PermissionDenied
 	default:
 		// Anything else failed inside berth or below it (runc, CNI, the
 		// kernel): Internal, never Unknown.

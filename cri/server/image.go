@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -45,7 +48,16 @@ func (s *Service) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusRe
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.ImageStatusResponse{Image: criImage(img)}, nil
+	resp := &runtimeapi.ImageStatusResponse{Image: criImage(img)}
+	if req.GetVerbose() {
+		info := map[string]any{"id": img.ID, "repoTags": img.RepoTags, "repoDigests": img.RepoDigests, "pinned": img.Pinned}
+		if cfg, err := s.images.ConfigFile(img.ID); err == nil {
+			info["imageSpec"] = json.RawMessage(cfg)
+		}
+		data, _ := json.Marshal(info)
+		resp.Info = map[string]string{"info": string(data)}
+	}
+	return resp, nil
 }
 
 // RemoveImage removes an image by ID, tag or digest. Containers using it
@@ -78,9 +90,30 @@ func (s *Service) ImageFsInfo(ctx context.Context, req *runtimeapi.ImageFsInfoRe
 	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{usage}}, nil
 }
 
-// PullImage is not there yet: images come in through berthctl images import.
+// PullImage fetches an image from its registry (or a configured mirror)
+// with the request's credentials, and returns its ID.
 func (s *Service) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
-	return nil, errdefs.Unimplemented("PullImage %q: pulling from registries is not implemented yet; import the image with 'berthctl images import FILE'", req.GetImage().GetImage())
+	ref := req.GetImage().GetImage()
+	if ref == "" {
+		return nil, errdefs.InvalidArgument("image.image is required")
+	}
+	var auth *image.Auth
+	if a := req.GetAuth(); a != nil {
+		auth = &image.Auth{
+			Username:      a.GetUsername(),
+			Password:      a.GetPassword(),
+			Auth:          a.GetAuth(),
+			ServerAddress: a.GetServerAddress(),
+			IdentityToken: a.GetIdentityToken(),
+			RegistryToken: a.GetRegistryToken(),
+		}
+	}
+	img, err := s.images.Pull(ctx, ref, auth)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("image pulled", "ref", ref, "image", img.ID)
+	return &runtimeapi.PullImageResponse{ImageRef: img.ID}, nil
 }
 
 func criImage(img image.Image) *runtimeapi.Image {
@@ -92,7 +125,11 @@ func criImage(img image.Image) *runtimeapi.Image {
 		Pinned:      img.Pinned,
 		Spec:        &runtimeapi.ImageSpec{Image: img.ID},
 	}
-	if user := img.Config.User; user != "" {
+	// The CRI wants a numeric user as uid and a named one as username.
+	user, _, _ := strings.Cut(img.Config.User, ":")
+	if uid, err := strconv.ParseInt(user, 10, 64); err == nil {
+		out.Uid = &runtimeapi.Int64Value{Value: uid}
+	} else {
 		out.Username = user
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +22,9 @@ import (
 	"github.com/berth-project/berth/cri/store"
 )
 
+// PauseImage names berth's built-in pause image in the image store.
+const PauseImage = "berth.local/pause:builtin"
+
 // Version is berth's version as reported by the Version RPC.
 var Version = "0.1.0-dev"
 
@@ -33,6 +37,9 @@ type images interface {
 	MountRootfs(imageID, dir string) (string, error)
 	FsInfo() (mountpoint string, usedBytes, inodesUsed uint64, err error)
 	Import(path string) ([]image.Image, error)
+	Pull(ctx context.Context, ref string, auth *image.Auth) (image.Image, error)
+	ConfigFile(ref string) ([]byte, error)
+	Export(w io.Writer, format string, refs ...string) error
 }
 
 // podNetwork is what the runtime needs of CNI.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Config is everything berthd can be told.
@@ -24,6 +25,35 @@ type Config struct {
 	CgroupDriver string   `json:"cgroupDriver"`
 	PodCIDR      string   `json:"podCIDR"`
 	LogLevel     string   `json:"logLevel"`
+	// RegistryConfig is the registry configuration file (mirrors, plain
+	// HTTP, CAs). The default path may be absent; a path that was set
+	// explicitly must exist.
+	RegistryConfig string `json:"registryConfig"`
+	// Image garbage collection, as kubelet's settings of the same names.
+	ImageGCHighThresholdPercent int      `json:"imageGCHighThresholdPercent"`
+	ImageGCLowThresholdPercent  int      `json:"imageGCLowThresholdPercent"`
+	ImageMinimumGCAge           Duration `json:"imageMinimumGCAge"`
+}
+
+// DefaultRegistryConfig is where berthd looks for a registry configuration.
+const DefaultRegistryConfig = "/etc/berth/registries.yaml"
+
+// Duration is a time.Duration written as a string like "2m" in files.
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"2m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
 }
 
 // Default returns the defaults. Helper binaries are looked up next to the
@@ -45,6 +75,11 @@ func Default() Config {
 		CNIConfDir:   "/etc/cni/net.d",
 		CgroupDriver: "cgroupfs",
 		LogLevel:     "info",
+
+		RegistryConfig:              DefaultRegistryConfig,
+		ImageGCHighThresholdPercent: 85,
+		ImageGCLowThresholdPercent:  80,
+		ImageMinimumGCAge:           Duration{2 * time.Minute},
 	}
 }
 

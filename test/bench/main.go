@@ -33,8 +33,16 @@ func main() {
 	n := flag.Int("n", 20, "iterations")
 	pods := flag.Int("pods", 10, "pods kept running for the memory and idle CPU figures")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for berthd's CPU figure")
+	pullMiB := flag.Int64("pull-mib", 100, "size of the image pulled from a local registry (0 skips the pull figures)")
 	flag.Parse()
 	if err := run(*n, *pods, *idle); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if *pullMiB == 0 {
+		return
+	}
+	if err := pullBench(context.Background(), *pullMiB<<20, 5); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -88,8 +88,8 @@ func TestBadRequestsGetTheRightCodes(t *testing.T) {
 	wantCode(t, "UpdateContainerResources", err, codes.Unimplemented, "UpdateContainerResources")
 	_, err = e.rt.Attach(c, &runtimeapi.AttachRequest{ContainerId: id})
 	wantCode(t, "Attach", err, codes.Unimplemented, "Attach")
-	_, err = e.im.PullImage(c, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "busybox"}})
-	wantCode(t, "PullImage", err, codes.Unimplemented, "import")
+	_, err = e.im.PullImage(c, &runtimeapi.PullImageRequest{})
+	wantCode(t, "PullImage without an image", err, codes.InvalidArgument, "image")
 
 	if _, err := e.rt.StopContainer(c, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/test/harness"
@@ -85,6 +86,10 @@ func TestImagesImportListStatusRemove(t *testing.T) {
 
 func TestImportRejectsBadArchive(t *testing.T) {
 	e := newEnv(t)
+	before, err := e.im.ListImages(ctx(t), &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(t.TempDir(), "notanimage.tar")
 	os.WriteFile(bad, []byte("this is not a tarball"), 0o644)
 	out, err := exec.Command(filepath.Join(e.d.Bin, "berthctl"), "--cri-socket", e.d.Socket, "images", "import", bad).CombinedOutput()
@@ -95,7 +100,47 @@ func TestImportRejectsBadArchive(t *testing.T) {
 		t.Errorf("error %q does not name the file", out)
 	}
 	list, err := e.im.ListImages(ctx(t), &runtimeapi.ListImagesRequest{})
-	if err != nil || len(list.GetImages()) != 1 {
+	if err != nil || len(list.GetImages()) != len(before.GetImages()) {
 		t.Errorf("a failed import changed the image list: %v, %v", list, err)
+	}
+}
+
+// The built-in pause image is listed, pinned and cannot be removed.
+func TestPauseImageIsPinned(t *testing.T) {
+	e := newEnv(t)
+	st, err := e.im.ImageStatus(ctx(t), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: "berth.local/pause:builtin"}, Verbose: true})
+	if err != nil || st.GetImage() == nil {
+		t.Fatalf("ImageStatus of the pause image = %v, %v", st, err)
+	}
+	if !st.GetImage().GetPinned() {
+		t.Error("the pause image is not pinned")
+	}
+	if !strings.Contains(st.GetInfo()["info"], `"/pause"`) {
+		t.Errorf("verbose info lacks the image config: %v", st.GetInfo())
+	}
+	_, err = e.im.RemoveImage(ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: st.GetImage().GetId()}})
+	wantCode(t, "RemoveImage of the pause image", err, codes.FailedPrecondition, "pinned")
+}
+
+// What berthctl exports, a fresh node imports as the same image.
+func TestExportImportRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	src, err := e.im.ImageStatus(ctx(t), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: busybox}})
+	if err != nil || src.GetImage() == nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"docker", "oci"} {
+		out := filepath.Join(t.TempDir(), format+".tar")
+		e.berthctl("images", "export", "--format", format, "-o", out, busybox)
+
+		other := newEnv(t) // a second node, with its own store
+		if _, err := other.im.RemoveImage(ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: busybox}}); err != nil {
+			t.Fatal(err)
+		}
+		other.berthctl("images", "import", out)
+		got, err := other.im.ImageStatus(ctx(t), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: busybox}})
+		if err != nil || got.GetImage().GetId() != src.GetImage().GetId() {
+			t.Errorf("%s round trip: image %v, %v; want ID %s", format, got.GetImage(), err, src.GetImage().GetId())
+		}
 	}
 }

@@ -44,6 +44,8 @@ type Daemon struct {
 	conn    *grpc.ClientConn
 	Runtime runtimeapi.RuntimeServiceClient
 	Images  runtimeapi.ImageServiceClient
+
+	extraArgs []string // more berthd flags, set through SetRegistryConfig
 }
 
 // RepoBin finds the repository's bin/ from this source file.
@@ -115,6 +117,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	cmd := exec.Command(filepath.Join(d.Bin, "berthd"),
 		"--cri-socket", d.Socket, "--root", d.Root, "--state", d.State,
 		"--cni-conf-dir", d.confDir(), "--log-level", "debug")
+	cmd.Args = append(cmd.Args, d.extraArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

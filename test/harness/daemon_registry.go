@@ -1,0 +1,24 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// RegistryConfigPath is where SetRegistryConfig writes berthd's registry
+// configuration.
+func (d *Daemon) RegistryConfigPath() string { return filepath.Join(d.Dir, "registries.yaml") }
+
+// SetRegistryConfig writes yaml as berthd's registry configuration
+// (RegistryConfigPath) and has every later Start pass it with
+// --registry-config. A running berthd reads it on its next start.
+func (d *Daemon) SetRegistryConfig(yaml string) error {
+	if err := os.WriteFile(d.RegistryConfigPath(), []byte(yaml), 0o644); err != nil {
+		return err
+	}
+	if !slices.Contains(d.extraArgs, "--registry-config") {
+		d.extraArgs = append(d.extraArgs, "--registry-config", d.RegistryConfigPath())
+	}
+	return nil
+}
