@@ -74,12 +74,6 @@ func (r *Runc) run(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// Start starts the user process of a created container.
-func (r *Runc) Start(ctx context.Context, id string) error {
-	_, err := r.run(ctx, "start", id)
-	return err
-}
-
 // Kill sends sig to the container's init process, or to all its processes.
 func (r *Runc) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
 	args := []string{"kill"}

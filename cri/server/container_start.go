@@ -17,8 +17,8 @@ import (
 // containerd does.
 const startErrorExitCode = 128
 
-// StartContainer has the pod's shim create the container's process
-// through runc, then starts it.
+// StartContainer has the pod's shim create and start the container's
+// process through runc.
 func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
 	c, err := s.store.Container(req.GetContainerId())
 	if err != nil {
@@ -41,16 +41,13 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if sbStatus.State != store.SandboxReady {
 		return nil, errdefs.FailedPrecondition("sandbox %s of container %s is not ready (%s)", sb.Meta.ID, id, sbStatus.Reason)
 	}
-	pid, err := shim.Create(ctx, sbStatus.Shim.Socket, shim.Request{
+	pid, err := shim.Run(ctx, sbStatus.Shim.Socket, shim.Request{
 		ID:       id,
 		Bundle:   c.Dir,
 		LogPath:  c.Meta.LogPath,
 		ExitFile: filepath.Join(c.Dir, store.ExitFile),
 		OOMFiles: s.cfg.CgroupDriver.OOMFiles(c.Meta.CgroupsPath),
 	})
-	if err == nil {
-		err = s.cfg.Runc.Start(ctx, id)
-	}
 	if err != nil {
 		cctx, cancel := cleanupContext()
 		defer cancel()

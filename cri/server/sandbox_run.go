@@ -122,16 +122,13 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	}
 	u.add(func(ctx context.Context) { stopShim(ctx, proc) })
 
-	pid, err := shim.Create(ctx, proc.Socket, shim.Request{
+	pid, err := shim.Run(ctx, proc.Socket, shim.Request{
 		ID:       id,
 		Bundle:   dir,
 		ExitFile: filepath.Join(dir, store.ExitFile),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("create pause container of sandbox %s: %w", id, err)
-	}
 	u.add(func(ctx context.Context) { s.cfg.Runc.Delete(ctx, id, true) })
-	if err := s.cfg.Runc.Start(ctx, id); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("start pause container of sandbox %s: %w", id, err)
 	}
 

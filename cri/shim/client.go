@@ -164,9 +164,10 @@ func call(ctx context.Context, socket string, req Request) (Response, error) {
 	return resp, nil
 }
 
-// Create asks the shim to runc-create a container; it returns the init pid.
-func Create(ctx context.Context, socket string, req Request) (int, error) {
-	req.Op = OpCreate
+// Run asks the shim to create and start a container; it returns the init
+// pid.
+func Run(ctx context.Context, socket string, req Request) (int, error) {
+	req.Op = OpRun
 	resp, err := call(ctx, socket, req)
 	return resp.Pid, err
 }

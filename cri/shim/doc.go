@@ -10,8 +10,9 @@
 // upgraded at any time: on its return it reads the exit files and asks
 // the still-running shims for the rest.
 //
-// Everything else (start, kill, delete, exec, state) berthd does with runc
-// directly; the shim only does what needs the parent of the container.
+// Everything else (kill, delete, exec, state) berthd does with runc
+// directly; the shim only does what needs the parent of the container:
+// it runs the container (`runc run --detach`) and waits for it.
 //
 // Protocol: one JSON request line and one JSON response line per
 // connection on a unix socket. It is deliberately tiny: the shim runs once

@@ -4,7 +4,7 @@ import "time"
 
 // Operations understood by the shim.
 const (
-	OpCreate   = "create"   // runc create a container with the shim as parent
+	OpRun      = "run"      // create and start a container with the shim as parent
 	OpWait     = "wait"     // block until the container has exited
 	OpForget   = "forget"   // drop an exited container's record
 	OpShutdown = "shutdown" // exit the shim

@@ -100,8 +100,8 @@ func (s *Server) handle(conn net.Conn) {
 	}
 	var resp Response
 	switch req.Op {
-	case OpCreate:
-		pid, err := s.create(req)
+	case OpRun:
+		pid, err := s.run(req)
 		resp = Response{Pid: pid}
 		if err != nil {
 			resp.Error = err.Error()
@@ -133,11 +133,13 @@ func writeResponse(conn net.Conn, resp Response) {
 	conn.Write(append(data, '\n'))
 }
 
-// create runs `runc create` with the shim as the parent of the container's
-// init process and the holder of its stdio.
-func (s *Server) create(req Request) (int, error) {
+// run runs `runc run --detach` with the shim as the parent of the
+// container's init process and the holder of its stdio. One runc process
+// creates and starts the container: berth never needs the two apart, and
+// every runc invocation costs a process start.
+func (s *Server) run(req Request) (int, error) {
 	if req.ID == "" || req.Bundle == "" || req.ExitFile == "" {
-		return 0, errors.New("create needs id, bundle and exitFile")
+		return 0, errors.New("run needs id, bundle and exitFile")
 	}
 	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles, exited: make(chan struct{})}
 	if req.LogPath != "" {
@@ -147,7 +149,7 @@ func (s *Server) create(req Request) (int, error) {
 		}
 		c.logFile = f
 	}
-	pid, err := s.runcCreate(c, req.Bundle)
+	pid, err := s.runcRun(c, req.Bundle)
 	if err != nil {
 		if c.logFile != nil {
 			c.logFile.Close()
@@ -157,7 +159,7 @@ func (s *Server) create(req Request) (int, error) {
 	return pid, nil
 }
 
-func (s *Server) runcCreate(c *container, bundle string) (int, error) {
+func (s *Server) runcRun(c *container, bundle string) (int, error) {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return 0, err
@@ -174,8 +176,8 @@ func (s *Server) runcCreate(c *container, bundle string) (int, error) {
 		return 0, err
 	}
 	pidFile := filepath.Join(bundle, "init.pid")
-	runcLog := filepath.Join(bundle, "runc-create.log")
-	cmd := s.runc.Command(context.Background(), runcLog, "create", "--bundle", bundle, "--pid-file", pidFile, c.id)
+	runcLog := filepath.Join(bundle, "runc-run.log")
+	cmd := s.runc.Command(context.Background(), runcLog, "run", "--detach", "--bundle", bundle, "--pid-file", pidFile, c.id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, outW, errW
 	err = s.reaper.startCmd(cmd)
 	if err == nil {
@@ -189,7 +191,7 @@ func (s *Server) runcCreate(c *container, bundle string) (int, error) {
 		outR.Close()
 		errR.Close()
 		msg, _ := os.ReadFile(runcLog)
-		return 0, runc.Classify("create", msg, err)
+		return 0, runc.Classify("run", msg, err)
 	}
 	pid, err := readPid(pidFile)
 	if err != nil {

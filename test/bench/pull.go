@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -26,7 +27,7 @@ import (
 // in-process registry through berth, and the same image with
 // go-containerregistry straight to disk plus a plain unpack: the floor.
 func pullBench(ctx context.Context, size int64, layers int) error {
-	srv := httptest.NewServer(ggcrregistry.New())
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	img, err := random.Image(size/int64(layers), int64(layers))
