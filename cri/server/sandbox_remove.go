@@ -39,9 +39,6 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 			return nil, fmt.Errorf("remove sandbox %s: %w", sb.Meta.ID, err)
 		}
 	}
-	if err := cgroup.Remove(sb.Meta.CreatedCgroups); err != nil {
-		s.log.Warn("sandbox cgroup parent left behind", "sandbox", sb.Meta.ID, "error", err)
-	}
 	if err := os.RemoveAll(s.sandboxStateDir(sb.Meta.ID)); err != nil {
 		return nil, fmt.Errorf("remove sandbox %s: %w", sb.Meta.ID, err)
 	}
@@ -50,6 +47,34 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	}
 	s.store.DeleteSandbox(sb.Meta.ID)
 	s.store.ReleaseName(store.SandboxNameKey(sb.Config().GetMetadata()), sb.Meta.ID)
+	s.sweepCgroupParents(sb.Meta.ID)
 	s.log.Info("sandbox removed", "sandbox", sb.Meta.ID)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+// recordCgroupParent notes the parts of a pod's cgroup parent that do not
+// exist yet: runc will create them, and berth must remove them once no pod
+// uses them. With the systemd driver, systemd owns the slices.
+func (s *Service) recordCgroupParent(parent string) error {
+	if s.cfg.CgroupDriver != cgroup.Cgroupfs {
+		return nil
+	}
+	if err := s.cgroups.Add(s.cfg.CgroupDriver.Missing(parent)); err != nil {
+		return fmt.Errorf("record cgroup parent %s: %w", parent, err)
+	}
+	return nil
+}
+
+// sweepCgroupParents removes the parents berth created that no sandbox
+// but the one going (except) uses any more.
+func (s *Service) sweepCgroupParents(except string) {
+	var inUse []string
+	for _, sb := range s.store.Sandboxes() {
+		if sb.Meta.ID != except {
+			inUse = append(inUse, s.cfg.CgroupDriver.Dir(sb.Meta.CgroupParent))
+		}
+	}
+	if err := s.cgroups.Sweep(inUse); err != nil {
+		s.log.Warn("cgroup parents left behind", "error", err)
+	}
 }

@@ -11,7 +11,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/atomicfile"
-	"github.com/berth-project/berth/cri/cgroup"
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/netns"
 	"github.com/berth-project/berth/cri/oci"
@@ -64,8 +63,11 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 		RuntimeHandler: req.GetRuntimeHandler(),
 		CreatedAt:      time.Now().UnixNano(),
 		CgroupParent:   parent,
-		CreatedCgroups: s.cfg.CgroupDriver.Missing(parent),
 	}
+	if err := s.recordCgroupParent(parent); err != nil {
+		return nil, err
+	}
+	u.add(func(context.Context) { s.sweepCgroupParents(id) })
 	meta.Config.Msg = cfg
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	hostNetwork := nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE
@@ -88,7 +90,6 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 		u.add(func(context.Context) { unmountShm(shm) })
 		meta.ShmPath = shm
 	}
-	u.add(func(context.Context) { cgroup.Remove(meta.CreatedCgroups) })
 
 	spec, err := oci.SandboxSpec(oci.SandboxInput{
 		ID:             id,

@@ -74,6 +74,7 @@ type Service struct {
 	log     *slog.Logger
 	pause   string // sandbox rootfs holding /pause
 	ops     opLocks
+	cgroups *cgroup.Ledger // parent cgroups berth created
 	// rootLock is held for the life of the process: two daemons on one
 	// root would corrupt each other's records.
 	rootLock *os.File
@@ -105,7 +106,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, store: st, images: deps.Images, network: deps.Network, log: deps.Log, rootLock: lock}
+	cgroups, err := cgroup.OpenLedger(filepath.Join(cfg.Root, "cgroups.json"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, store: st, images: deps.Images, network: deps.Network, log: deps.Log, rootLock: lock, cgroups: cgroups}
 	if s.pause, err = preparePauseRootfs(cfg.Root, cfg.PauseBinary); err != nil {
 		return nil, err
 	}

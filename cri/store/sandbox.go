@@ -19,9 +19,6 @@ type SandboxMeta struct {
 	NetNS          string                                  `json:"netns,omitempty"`
 	ShmPath        string                                  `json:"shmPath,omitempty"` // a tmpfs berth mounted
 	CgroupParent   string                                  `json:"cgroupParent"`
-	// CreatedCgroups are cgroup directories berth made for the parent and
-	// removes with the sandbox; ones that existed before are left alone.
-	CreatedCgroups []string `json:"createdCgroups,omitempty"`
 }
 
 // SandboxStatus changes over the sandbox's life.
