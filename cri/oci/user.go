@@ -61,8 +61,11 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 	case sc.GetRunAsUsername() != "":
 		userSpec, groupSpec, groupExplicit = sc.GetRunAsUsername(), "", false
 	}
-	// run_as_group alone applies to the image's user, as containerd does:
-	// pods commonly set runAsGroup without runAsUser.
+	// The CRI says run_as_group without a user MUST be an error; kubelet
+	// always sends the image's user along with a pod's runAsGroup.
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return processUser{}, errdefs.InvalidArgument("%s.run_as_group is set without run_as_user or run_as_username", field)
+	}
 	if g := sc.GetRunAsGroup(); g != nil {
 		if g.GetValue() < 0 || g.GetValue() > math.MaxUint32 {
 			return processUser{}, errdefs.InvalidArgument("%s.run_as_group: %d is out of range", field, g.GetValue())

@@ -1,13 +1,17 @@
 package oci
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/cri/errdefs"
 )
 
 func TestResolveUser(t *testing.T) {
@@ -34,7 +38,7 @@ func TestResolveUser(t *testing.T) {
 			processUser{uid: 1001, gid: 1001, additional: []uint32{10, 44}, home: "/home/bob"}},
 		{"run_as_user and group", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: i64(1000), RunAsGroup: i64(5)}, "",
 			processUser{uid: 1000, gid: 5, additional: []uint32{10, 29}, home: "/home/alice"}},
-		{"run_as_group alone keeps image user", &runtimeapi.LinuxContainerSecurityContext{RunAsGroup: i64(7)}, "alice:audio",
+		{"run_as_username and group", &runtimeapi.LinuxContainerSecurityContext{RunAsUsername: "alice", RunAsGroup: i64(7)}, "",
 			processUser{uid: 1000, gid: 7, additional: []uint32{10, 29}, home: "/home/alice"}},
 		{"supplemental groups merge", &runtimeapi.LinuxContainerSecurityContext{
 			RunAsUsername: "alice", SupplementalGroups: []int64{2000, 10, 1000}}, "",
@@ -162,4 +166,12 @@ func TestResolveUserRejectsFIFO(t *testing.T) {
 	}
 	_, err := resolveUser(rootfs, nil, "alice")
 	wantInvalid(t, err, "/etc/passwd", "not a regular file")
+}
+
+func TestRunAsGroupWithoutUserIsRefused(t *testing.T) {
+	rootfs := writeRootfs(t, testPasswd, testGroup)
+	_, err := resolveUser(rootfs, &runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 7}}, "alice")
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "run_as_group") {
+		t.Fatalf("err = %v, want InvalidArgument naming run_as_group", err)
+	}
 }
