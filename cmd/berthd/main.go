@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc"
@@ -25,6 +26,7 @@ import (
 	"github.com/berth-project/berth/cri/network"
 	"github.com/berth-project/berth/cri/runc"
 	"github.com/berth-project/berth/cri/server"
+	"github.com/berth-project/berth/cri/streaming"
 	"github.com/berth-project/berth/pkg/config"
 	"github.com/berth-project/berth/pkg/imagegc"
 )
@@ -55,6 +57,7 @@ func run() error {
 	fs.IntVar(&cfg.ImageGCHighThresholdPercent, "image-gc-high-threshold", cfg.ImageGCHighThresholdPercent, "image filesystem usage percent that starts image garbage collection (100 disables it)")
 	fs.IntVar(&cfg.ImageGCLowThresholdPercent, "image-gc-low-threshold", cfg.ImageGCLowThresholdPercent, "image filesystem usage percent image garbage collection frees down to")
 	fs.DurationVar(&cfg.ImageMinimumGCAge.Duration, "minimum-image-ttl-duration", cfg.ImageMinimumGCAge.Duration, "minimum age of an unused image before it may be garbage collected")
+	fs.StringVar(&cfg.StreamingAddress, "streaming-address", cfg.StreamingAddress, "host:port of the exec/attach/port-forward streaming server (port 0: a free port)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -116,6 +119,8 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.ImageGCLowThresholdPercent = from.ImageGCLowThresholdPercent
 	case "minimum-image-ttl-duration":
 		cfg.ImageMinimumGCAge = from.ImageMinimumGCAge
+	case "streaming-address":
+		cfg.StreamingAddress = from.StreamingAddress
 	}
 }
 
@@ -149,6 +154,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	streamListener, err := listenTCP(cfg.StreamingAddress)
+	if err != nil {
+		return fmt.Errorf("streaming server: %w", err)
+	}
 	minOOM, note := server.MinOOMScoreAdj()
 	if note != "" {
 		log.Warn(note)
@@ -161,6 +170,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Runc:           &runc.Runc{Binary: cfg.RuncBinary, Root: filepath.Join(cfg.State, "runc"), SystemdCgroup: cfg.CgroupDriver == "systemd"},
 		CgroupDriver:   cgroup.Driver(cfg.CgroupDriver),
 		MinOOMScoreAdj: minOOM,
+		CNIConfDir:     cfg.CNIConfDir,
+		Streaming:      streaming.Config{Listener: streamListener},
 	}, server.Deps{Images: images, Network: net, Log: log})
 	if err != nil {
 		return err
@@ -169,7 +180,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	go gc.Run(ctx) // returns when ctx ends
+	go gc.Run(ctx)  // returns when ctx ends
+	go svc.Run(ctx) // exit watchers and event streams; returns when ctx ends
+	go func() {
+		if err := svc.ServeStreams(ctx); err != nil {
+			log.Error("streaming server stopped", "error", err)
+		}
+	}()
 	return listenAndServe(ctx, cfg.CRISocket, svc, log)
 }
 
@@ -231,11 +248,18 @@ func listenAndServe(ctx context.Context, socket string, svc *server.Service, log
 	server.RegisterAdmin(srv, svc)
 	go func() {
 		<-ctx.Done()
+		// A stream whose client stopped reading (GetContainerEvents)
+		// would hold a graceful stop forever.
+		force := time.AfterFunc(10*time.Second, srv.Stop)
 		srv.GracefulStop()
+		force.Stop()
 	}()
 	log.Info("berthd serving CRI", "socket", socket, "version", server.Version)
 	return srv.Serve(l)
 }
+
+// listenTCP listens on addr (host:port).
+func listenTCP(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 
 // listenUnix listens on socket with mode 0660: root and the socket's
 // group may talk to the runtime, nobody else.

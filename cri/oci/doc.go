@@ -15,6 +15,10 @@
 //     namespaces joined from the pause process (namespaces.go), mounts
 //     (mounts.go), devices (devices.go) and cgroup limits (resources.go).
 //
+// UpdateContainerResources and UpdateSandboxResources (resources_update.go)
+// replace the cgroup limits of an existing spec for the CRI's update calls,
+// whose requests MergeResources lays over the current values.
+//
 // StopSignal (signal.go) parses an image's STOPSIGNAL; DefaultCapabilities
 // and DefaultSeccompProfile expose the defaults for inspection and exec.
 //

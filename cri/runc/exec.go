@@ -19,12 +19,20 @@ import (
 	"github.com/berth-project/berth/cri/errdefs"
 )
 
-// Exec runs process inside container id with its output going to stdout
-// and stderr, and returns its exit code. When ctx ends first, the process
-// in the container is killed (not only runc) and a DeadlineExceeded error
-// is returned. scratch is a private directory for the process spec, the pid
-// file and runc's own log.
-func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scratch string, stdout, stderr io.Writer) (int, error) {
+// ExecIO is an exec'd process's standard streams. A nil Stdin reads as
+// empty; nil writers discard.
+type ExecIO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Exec runs process inside container id with its streams connected to
+// stdio, and returns its exit code. When ctx ends first, the process in
+// the container is killed (not only runc) and a DeadlineExceeded error is
+// returned. scratch is a private directory for the process spec, the pid
+// file and runc's own log. The process must not ask for a terminal: runc
+// hands a terminal only to a caller that detaches (see ConsoleSocket).
+func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scratch string, stdio ExecIO) (int, error) {
 	data, err := json.Marshal(process)
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", id, err)
@@ -38,12 +46,26 @@ func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scra
 	// Not bound to ctx: on timeout we kill the process in the container and
 	// runc then returns by itself, so no pipe is left held open.
 	cmd := r.Command(context.Background(), logFile, "exec", "--process", procFile, "--pid-file", pidFile, id)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
 	// A background child of the process may keep the output pipes open;
 	// the exec is over when the process is.
 	cmd.WaitDelay = time.Second
+	var stdin io.WriteCloser
+	if stdio.Stdin != nil {
+		// Our own copy, not exec.Cmd's: Wait would wait for a copy that
+		// blocks reading a client who has nothing more to say.
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			return 0, fmt.Errorf("exec in %s: %w", id, err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	if stdin != nil {
+		go func() {
+			io.Copy(stdin, stdio.Stdin)
+			stdin.Close()
+		}()
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

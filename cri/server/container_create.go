@@ -128,6 +128,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return nil, err
 	}
 	s.store.AddContainer(c)
+	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
 	s.log.Info("container created", "container", id, "name", cfg.GetMetadata().GetName(), "sandbox", sb.Meta.ID, "image", img.ID)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
 }

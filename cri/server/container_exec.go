@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/errdefs"
+	"github.com/berth-project/berth/cri/runc"
 	"github.com/berth-project/berth/cri/store"
 )
 
@@ -33,19 +34,11 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 	if st := s.containerStatus(ctx, c); st.State != store.ContainerRunning {
 		return nil, errdefs.FailedPrecondition("container %s is %s, not running", c.Meta.ID, st.State)
 	}
-	var spec specs.Spec
-	data, err := os.ReadFile(filepath.Join(c.Dir, "config.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
+	proc, err := execProcess(c, req.GetCmd())
+	if err != nil {
+		return nil, err
 	}
-	if err != nil || spec.Process == nil {
-		return nil, fmt.Errorf("exec in container %s: read its spec: %v", c.Meta.ID, err)
-	}
-	proc := *spec.Process
-	proc.Args = req.GetCmd()
-	proc.Terminal = false
-
-	scratch, err := os.MkdirTemp(filepath.Join(s.cfg.State, "sandboxes"), "exec-")
+	scratch, err := s.execScratch()
 	if err != nil {
 		return nil, err
 	}
@@ -57,11 +50,36 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 	}
 	stdout := &cappedBuffer{max: maxExecOutput}
 	stderr := &cappedBuffer{max: maxExecOutput}
-	code, err := s.cfg.Runc.Exec(ctx, c.Meta.ID, &proc, scratch, stdout, stderr)
+	code, err := s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, runc.ExecIO{Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		return nil, err
 	}
 	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+}
+
+// execProcess is the process spec for running cmd in container c: the
+// container's own user, environment, capabilities and security settings,
+// without a terminal.
+func execProcess(c *store.Container, cmd []string) (*specs.Process, error) {
+	var spec specs.Spec
+	data, err := os.ReadFile(filepath.Join(c.Dir, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
+	}
+	if err != nil || spec.Process == nil {
+		return nil, fmt.Errorf("exec in container %s: read its spec: %v", c.Meta.ID, err)
+	}
+	proc := *spec.Process
+	proc.Args = cmd
+	proc.Terminal = false
+	proc.ConsoleSize = nil
+	return &proc, nil
+}
+
+// execScratch makes a private directory for one exec's process spec, pid
+// file and runc log; the caller removes it.
+func (s *Service) execScratch() (string, error) {
+	return os.MkdirTemp(filepath.Join(s.cfg.State, "sandboxes"), "exec-")
 }
 
 // cappedBuffer keeps the first max bytes written and drops the rest, so a

@@ -55,6 +55,7 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 	}
 	s.store.DeleteContainer(id)
 	s.store.ReleaseName(store.ContainerNameKey(c.Meta.SandboxID, c.Config().GetMetadata()), id)
+	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, c)
 	if _, err := s.images.Get(c.Meta.ImageID); errors.Is(err, errdefs.ErrNotFound) {
 		// The image went while this container used it: its layers can go now.
 		if err := s.images.Prune(s.layersInUse()); err != nil {

@@ -41,12 +41,16 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if sbStatus.State != store.SandboxReady {
 		return nil, errdefs.FailedPrecondition("sandbox %s of container %s is not ready (%s)", sb.Meta.ID, id, sbStatus.Reason)
 	}
+	cfg := c.Config()
 	pid, err := shim.Run(ctx, sbStatus.Shim.Socket, shim.Request{
-		ID:       id,
-		Bundle:   c.Dir,
-		LogPath:  c.Meta.LogPath,
-		ExitFile: filepath.Join(c.Dir, store.ExitFile),
-		OOMFiles: s.cfg.CgroupDriver.OOMFiles(c.Meta.CgroupsPath),
+		ID:        id,
+		Bundle:    c.Dir,
+		LogPath:   c.Meta.LogPath,
+		ExitFile:  filepath.Join(c.Dir, store.ExitFile),
+		OOMFiles:  s.cfg.CgroupDriver.OOMFiles(c.Meta.CgroupsPath),
+		Stdin:     cfg.GetStdin(),
+		StdinOnce: cfg.GetStdinOnce(),
+		Tty:       cfg.GetTty(),
 	})
 	if err != nil {
 		cctx, cancel := cleanupContext()
@@ -60,6 +64,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 			st.Message = err.Error()
 			return nil
 		})
+		s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, c)
 		return nil, fmt.Errorf("start container %s: %w", id, err)
 	}
 	if err := c.Update(func(st *store.ContainerStatus) error {
@@ -70,6 +75,8 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	}); err != nil {
 		return nil, err
 	}
+	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, c)
+	s.watchContainer(c) // publishes STOPPED when it exits
 	s.log.Info("container started", "container", id, "pid", pid)
 	return &runtimeapi.StartContainerResponse{}, nil
 }

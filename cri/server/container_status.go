@@ -20,6 +20,26 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		return nil, err
 	}
 	st := s.containerStatus(ctx, c)
+	resp := &runtimeapi.ContainerStatusResponse{Status: s.criContainerStatus(c, st)}
+	if req.GetVerbose() {
+		var spec any
+		if data, err := os.ReadFile(filepath.Join(c.Dir, "config.json")); err == nil {
+			json.Unmarshal(data, &spec)
+		}
+		info, _ := json.Marshal(map[string]any{
+			"sandboxID":   c.Meta.SandboxID,
+			"pid":         st.Pid,
+			"cgroupsPath": c.Meta.CgroupsPath,
+			"bundle":      c.Dir,
+			"runtimeSpec": spec,
+		})
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+// criContainerStatus is the CRI view of container c in status st.
+func (s *Service) criContainerStatus(c *store.Container, st store.ContainerStatus) *runtimeapi.ContainerStatus {
 	cfg := c.Config()
 	// Like containerd: name the image by its first tag and its first repo
 	// digest when the store still knows it, else as the container asked.
@@ -37,7 +57,7 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 	for _, g := range c.Meta.User.Groups {
 		groups = append(groups, int64(g))
 	}
-	status := &runtimeapi.ContainerStatus{
+	return &runtimeapi.ContainerStatus{
 		Id:          c.Meta.ID,
 		Metadata:    cfg.GetMetadata(),
 		State:       containerState(st.State),
@@ -54,28 +74,12 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		Annotations: cfg.GetAnnotations(),
 		Mounts:      cfg.GetMounts(),
 		LogPath:     c.Meta.LogPath,
-		Resources:   &runtimeapi.ContainerResources{Linux: cfg.GetLinux().GetResources()},
+		Resources:   &runtimeapi.ContainerResources{Linux: s.containerResources(c)},
 		User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
 			Uid: int64(c.Meta.User.UID), Gid: int64(c.Meta.User.GID), SupplementalGroups: groups,
 		}},
 		StopSignal: oci.CRISignal(syscall.Signal(c.Meta.StopSignal)),
 	}
-	resp := &runtimeapi.ContainerStatusResponse{Status: status}
-	if req.GetVerbose() {
-		var spec any
-		if data, err := os.ReadFile(filepath.Join(c.Dir, "config.json")); err == nil {
-			json.Unmarshal(data, &spec)
-		}
-		info, _ := json.Marshal(map[string]any{
-			"sandboxID":   c.Meta.SandboxID,
-			"pid":         st.Pid,
-			"cgroupsPath": c.Meta.CgroupsPath,
-			"bundle":      c.Dir,
-			"runtimeSpec": spec,
-		})
-		resp.Info = map[string]string{"info": string(info)}
-	}
-	return resp, nil
 }
 
 func containerState(s store.ContainerState) runtimeapi.ContainerState {

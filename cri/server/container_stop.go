@@ -35,8 +35,14 @@ func (s *Service) StopContainer(ctx context.Context, req *runtimeapi.StopContain
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 
-// stopContainer needs the container's op lock.
-func (s *Service) stopContainer(ctx context.Context, c *store.Container, grace time.Duration) error {
+// stopContainer needs the container's op lock. Once it succeeded, the
+// container's STOPPED event is out.
+func (s *Service) stopContainer(ctx context.Context, c *store.Container, grace time.Duration) (err error) {
+	defer func() {
+		if err == nil {
+			s.exits.settle(c.Meta.ID)
+		}
+	}()
 	st := s.containerStatus(ctx, c)
 	if st.State != store.ContainerRunning {
 		return nil

@@ -54,7 +54,7 @@ func toGRPC(err error) error {
 // readOnly are the verbs logged at debug level; mutating ones at info.
 func readOnly(method string) bool {
 	name := method[strings.LastIndexByte(method, '/')+1:]
-	for _, p := range []string{"List", "Status", "Version", "ImageFsInfo", "RuntimeConfig"} {
+	for _, p := range []string{"List", "Status", "Stats", "Version", "ImageFsInfo", "RuntimeConfig"} {
 		if strings.HasPrefix(name, p) || strings.HasSuffix(name, p) {
 			return true
 		}

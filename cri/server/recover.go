@@ -21,6 +21,9 @@ import (
 //   - incomplete records (a crash during RunPodSandbox or CreateContainer)
 //     are undone by their IDs: runc state, mounts, network, directories;
 //   - unreadable records are logged and left on disk untouched.
+//
+// The exits of what still runs are then watched from Run (exits.go), so
+// that a container ending while nobody asks is still reported STOPPED.
 func (s *Service) recover(ctx context.Context) {
 	incomplete, errs := s.store.Load()
 	for _, err := range errs {

@@ -47,6 +47,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	}
 	s.store.DeleteSandbox(sb.Meta.ID)
 	s.store.ReleaseName(store.SandboxNameKey(sb.Config().GetMetadata()), sb.Meta.ID)
+	s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, sb)
 	s.sweepCgroupParents(sb.Meta.ID)
 	s.log.Info("sandbox removed", "sandbox", sb.Meta.ID)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil

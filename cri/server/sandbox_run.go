@@ -137,7 +137,12 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	if err := sb.Commit(store.SandboxStatus{State: store.SandboxReady, Pid: pid, Shim: proc, IPs: ips}); err != nil {
 		return nil, err
 	}
+	unlock := s.ops.lock(sandboxKey(id)) // a stop must find the watcher
 	s.store.AddSandbox(sb)
+	s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, sb)
+	s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, sb)
+	s.watchSandbox(sb) // publishes STOPPED when the pause process exits
+	unlock()
 	s.log.Info("sandbox ready", "sandbox", id, "pod", cfg.GetMetadata().GetNamespace()+"/"+cfg.GetMetadata().GetName(), "ips", ips)
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
 }

@@ -70,6 +70,7 @@ func (s *Service) stopSandbox(ctx context.Context, sb *store.Sandbox) error {
 		}
 		return nil
 	})
+	s.exits.settle(sb.Meta.ID) // the sandbox's STOPPED event is out
 	if err == nil && st.State == store.SandboxReady {
 		s.log.Info("sandbox stopped", "sandbox", sb.Meta.ID)
 	}

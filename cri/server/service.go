@@ -19,7 +19,9 @@ import (
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/network"
 	"github.com/berth-project/berth/cri/runc"
+	"github.com/berth-project/berth/cri/stats"
 	"github.com/berth-project/berth/cri/store"
+	"github.com/berth-project/berth/cri/streaming"
 )
 
 // PauseImage names berth's built-in pause image in the image store.
@@ -60,6 +62,12 @@ type Config struct {
 	CgroupDriver cgroup.Driver // cgroupfs or systemd
 	// MinOOMScoreAdj is the lowest oom_score_adj berth may give a process.
 	MinOOMScoreAdj int
+	// CNIConfDir is where the pod network's config is read from; it is
+	// only reported (Status, verbose).
+	CNIConfDir string
+	// Streaming is where exec, attach and port-forward sessions are
+	// served; without a listener those RPCs answer Unavailable.
+	Streaming streaming.Config
 }
 
 // Service implements the CRI RuntimeService and ImageService.
@@ -74,7 +82,11 @@ type Service struct {
 	log     *slog.Logger
 	pause   string // sandbox rootfs holding /pause
 	ops     opLocks
-	cgroups *cgroup.Ledger // parent cgroups berth created
+	cgroups *cgroup.Ledger    // parent cgroups berth created
+	events  *broadcaster      // container events, to GetContainerEvents streams
+	exits   *exitWatchers     // one goroutine per running process, see exits.go
+	streams *streaming.Server // exec/attach/port-forward sessions; nil if not configured
+	usage   usageReader       // cgroup, network and writable layer usage, for the stats verbs
 	// rootLock is held for the life of the process: two daemons on one
 	// root would corrupt each other's records.
 	rootLock *os.File
@@ -88,7 +100,8 @@ type Deps struct {
 }
 
 // New prepares the service's directories, loads its records and recovers
-// from whatever a crash left behind. It starts no goroutines.
+// from whatever a crash left behind. It starts no goroutines: Run watches
+// the recovered containers and must run for as long as the service serves.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.CgroupDriver.Validate(); err != nil {
 		return nil, err
@@ -110,9 +123,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, store: st, images: deps.Images, network: deps.Network, log: deps.Log, rootLock: lock, cgroups: cgroups}
+	s := &Service{cfg: cfg, store: st, images: deps.Images, network: deps.Network, log: deps.Log, rootLock: lock, cgroups: cgroups,
+		events: newBroadcaster(eventBuffer), exits: newExitWatchers()}
+	s.usage = stats.New(stats.Config{})
 	if s.pause, err = preparePauseRootfs(cfg.Root, cfg.PauseBinary); err != nil {
 		return nil, err
+	}
+	if cfg.Streaming.Listener != nil {
+		if s.streams, err = streaming.New(cfg.Streaming, streamRuntime{s}); err != nil {
+			return nil, err
+		}
 	}
 	s.recover(ctx)
 	return s, nil

@@ -158,10 +158,25 @@ func call(ctx context.Context, socket string, req Request) (Response, error) {
 		}
 		return Response{}, errdefs.Unavailable("shim %s: %v", socket, err)
 	}
-	if resp.Error != "" {
-		return resp, errors.New(resp.Error)
+	if err := resp.err(); err != nil {
+		return resp, err
 	}
 	return resp, nil
+}
+
+// err is the response's error, classified again as the shim classified it.
+func (r Response) err() error {
+	switch {
+	case r.Error == "":
+		return nil
+	case r.Class == classNotFound:
+		return errdefs.NotFound("%s", r.Error)
+	case r.Class == classFailedPrecondition:
+		return errdefs.FailedPrecondition("%s", r.Error)
+	case r.Class == classInvalidArgument:
+		return errdefs.InvalidArgument("%s", r.Error)
+	}
+	return errors.New(r.Error)
 }
 
 // Run asks the shim to create and start a container; it returns the init
@@ -184,6 +199,12 @@ func Wait(ctx context.Context, socket, id string) (Exit, error) {
 // Forget lets the shim drop what it keeps about an exited container.
 func Forget(ctx context.Context, socket, id string) error {
 	_, err := call(ctx, socket, Request{Op: OpForget, ID: id})
+	return err
+}
+
+// ReopenLog has the shim reopen the container's log file at its path.
+func ReopenLog(ctx context.Context, socket, id string) error {
+	_, err := call(ctx, socket, Request{Op: OpReopenLog, ID: id})
 	return err
 }
 

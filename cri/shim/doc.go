@@ -10,11 +10,21 @@
 // upgraded at any time: on its return it reads the exit files and asks
 // the still-running shims for the rest.
 //
-// Everything else (kill, delete, exec, state) berthd does with runc
-// directly; the shim only does what needs the parent of the container:
-// it runs the container (`runc run --detach`) and waits for it.
+// Everything else (kill, delete, exec without a terminal, state) berthd
+// does with runc directly; the shim only does what needs the parent of the
+// container or the holder of its stdio: it runs the container (`runc run
+// --detach`) and waits for it; it fans the container's live output out to
+// attached clients next to the log file and feeds their input to the
+// container's stdin (a pipe kept for containers created with stdin) or
+// terminal (a tty container's pty master, received from runc through a
+// console socket); it reopens the log file after rotation; and it runs
+// execs that need a terminal, because runc only gives a terminal to a
+// process it detaches, and only the subreaper can collect that process's
+// exit.
 //
 // Protocol: one JSON request line and one JSON response line per
-// connection on a unix socket. It is deliberately tiny: the shim runs once
-// per pod and its memory is multiplied by the number of pods.
+// connection on a unix socket. Attach and exec sessions then carry frames
+// both ways (protocol.go). It is deliberately tiny: the shim runs once
+// per pod and its memory is multiplied by the number of pods; nothing
+// needed only by attach or exec costs memory until a session starts.
 package shim

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/berth-project/berth/cri/atomicfile"
 	"github.com/berth-project/berth/cri/crilog"
+	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/runc"
 )
 
@@ -33,34 +35,42 @@ type Server struct {
 	reaper *reaper
 	log    *slog.Logger
 
-	mu         sync.Mutex
-	containers map[int]*container // by init pid
-	byID       map[string]*container
-	early      map[int]unix.WaitStatus // exits seen before the container was registered
-	stop       chan struct{}
+	mu    sync.Mutex
+	exits map[int]func(unix.WaitStatus) // what to do when a pid we wait for exits: container inits and exec'd processes
+	byID  map[string]*container
+	early map[int]unix.WaitStatus // exits seen before their pid was registered
+	stop  chan struct{}
 }
 
 // container is one container created by this shim.
 type container struct {
-	id       string
-	pid      int
-	exitFile string
-	oomFiles []string
-	output   sync.WaitGroup // the stdout/stderr copiers
-	logFile  *os.File
-	exited   chan struct{} // closed once exit is set and recorded
-	exit     Exit
+	id        string
+	pid       int
+	exitFile  string
+	oomFiles  []string
+	logPath   string
+	log       *crilog.Writer
+	output    sync.WaitGroup // the stdout/stderr (or terminal) copiers
+	fan       fanout         // live output to attached clients
+	console   *os.File       // terminal master of a tty container
+	stdinOnce bool
+	exited    chan struct{} // closed once exit is set and recorded
+
+	// Guarded by Server.mu.
+	logFile *os.File // swapped by a reopen
+	stdin   *os.File // the stdin pipe's write end or the console; nil if none (left)
+	exit    Exit
 }
 
 // NewServer returns a shim server that creates containers with r.
 func NewServer(r *runc.Runc, log *slog.Logger) *Server {
 	s := &Server{
-		runc:       r,
-		log:        log,
-		containers: map[int]*container{},
-		byID:       map[string]*container{},
-		early:      map[int]unix.WaitStatus{},
-		stop:       make(chan struct{}),
+		runc:  r,
+		log:   log,
+		exits: map[int]func(unix.WaitStatus){},
+		byID:  map[string]*container{},
+		early: map[int]unix.WaitStatus{},
+		stop:  make(chan struct{}),
 	}
 	s.reaper = newReaper(s.onExit)
 	return s
@@ -93,8 +103,15 @@ func (s *Server) Serve(l net.Listener) error {
 
 func (s *Server) handle(conn net.Conn) {
 	defer conn.Close()
+	// The request is one line; after it, attach and exec sessions read
+	// frames from the same buffered reader.
+	br := bufio.NewReader(conn)
 	var req Request
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+	line, err := br.ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	if err != nil {
 		writeResponse(conn, Response{Error: "bad request: " + err.Error()})
 		return
 	}
@@ -102,22 +119,25 @@ func (s *Server) handle(conn net.Conn) {
 	switch req.Op {
 	case OpRun:
 		pid, err := s.run(req)
-		resp = Response{Pid: pid}
-		if err != nil {
-			resp.Error = err.Error()
-		}
+		resp = errorResponse(err)
+		// A container that fails to start is the runtime's failure,
+		// whatever runc's message resembles.
+		resp.Class = ""
+		resp.Pid = pid
 	case OpWait:
 		exit, err := s.wait(conn, req.ID)
-		resp = Response{Exit: exit}
-		if err != nil {
-			resp.Error = err.Error()
-		}
+		resp = errorResponse(err)
+		resp.Exit = exit
 	case OpForget:
-		s.mu.Lock()
-		if c, ok := s.byID[req.ID]; ok && c.exitedNow() {
-			delete(s.byID, req.ID)
-		}
-		s.mu.Unlock()
+		s.forget(req.ID)
+	case OpAttach:
+		s.attach(conn, br, req)
+		return
+	case OpExec:
+		s.exec(conn, br, req)
+		return
+	case OpReopenLog:
+		resp = errorResponse(s.reopenLog(req.ID))
 	case OpShutdown:
 		writeResponse(conn, Response{})
 		close(s.stop)
@@ -128,9 +148,66 @@ func (s *Server) handle(conn net.Conn) {
 	writeResponse(conn, resp)
 }
 
-func writeResponse(conn net.Conn, resp Response) {
+func writeResponse(conn net.Conn, resp Response) error {
 	data, _ := json.Marshal(resp)
-	conn.Write(append(data, '\n'))
+	_, err := conn.Write(append(data, '\n'))
+	return err
+}
+
+// errorResponse carries err and its class, so that the client can classify
+// it again.
+func errorResponse(err error) Response {
+	if err == nil {
+		return Response{}
+	}
+	resp := Response{Error: err.Error()}
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		resp.Class = classNotFound
+	case errors.Is(err, errdefs.ErrFailedPrecondition):
+		resp.Class = classFailedPrecondition
+	case errors.Is(err, errdefs.ErrInvalidArgument):
+		resp.Class = classInvalidArgument
+	}
+	return resp
+}
+
+// Error classes on the wire.
+const (
+	classNotFound           = "NotFound"
+	classFailedPrecondition = "FailedPrecondition"
+	classInvalidArgument    = "InvalidArgument"
+)
+
+// container returns a container this shim created that is still running.
+func (s *Server) container(id string) (*container, error) {
+	s.mu.Lock()
+	c, ok := s.byID[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, errdefs.NotFound("container %s: not created by this shim", id)
+	}
+	if c.exitedNow() {
+		return nil, errdefs.FailedPrecondition("container %s has exited", id)
+	}
+	return c, nil
+}
+
+// forget drops an exited container's record and closes its log.
+func (s *Server) forget(id string) {
+	s.mu.Lock()
+	c, ok := s.byID[id]
+	if !ok || !c.exitedNow() {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.byID, id)
+	f := c.logFile
+	c.logFile = nil
+	s.mu.Unlock()
+	if f != nil {
+		f.Close()
+	}
 }
 
 // run runs `runc run --detach` with the shim as the parent of the
@@ -141,7 +218,8 @@ func (s *Server) run(req Request) (int, error) {
 	if req.ID == "" || req.Bundle == "" || req.ExitFile == "" {
 		return 0, errors.New("run needs id, bundle and exitFile")
 	}
-	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles, exited: make(chan struct{})}
+	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles, logPath: req.LogPath,
+		stdinOnce: req.StdinOnce, exited: make(chan struct{})}
 	if req.LogPath != "" {
 		f, err := os.OpenFile(req.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 		if err != nil {
@@ -149,7 +227,7 @@ func (s *Server) run(req Request) (int, error) {
 		}
 		c.logFile = f
 	}
-	pid, err := s.runcRun(c, req.Bundle)
+	pid, err := s.runcRun(c, req)
 	if err != nil {
 		if c.logFile != nil {
 			c.logFile.Close()
@@ -159,65 +237,93 @@ func (s *Server) run(req Request) (int, error) {
 	return pid, nil
 }
 
-func (s *Server) runcRun(c *container, bundle string) (int, error) {
-	devnull, err := os.Open(os.DevNull)
+func (s *Server) runcRun(c *container, req Request) (int, error) {
+	stdio, err := newStartIO(req.Stdin, req.Tty)
 	if err != nil {
 		return 0, err
 	}
-	defer devnull.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return 0, err
+	defer stdio.close()
+	pidFile := filepath.Join(req.Bundle, "init.pid")
+	runcLog := filepath.Join(req.Bundle, "runc-run.log")
+	args := []string{"run", "--detach", "--bundle", req.Bundle, "--pid-file", pidFile}
+	if stdio.console != nil {
+		args = append(args, "--console-socket", stdio.console.Path())
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return 0, err
-	}
-	pidFile := filepath.Join(bundle, "init.pid")
-	runcLog := filepath.Join(bundle, "runc-run.log")
-	cmd := s.runc.Command(context.Background(), runcLog, "run", "--detach", "--bundle", bundle, "--pid-file", pidFile, c.id)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, outW, errW
+	cmd := s.runc.Command(context.Background(), runcLog, append(args, c.id)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.runcStdin, stdio.runcStdout, stdio.runcStderr
 	err = s.reaper.startCmd(cmd)
 	if err == nil {
 		err = s.reaper.waitCmd(cmd)
 	}
-	// The container now holds the write ends; ours must go so that EOF
-	// arrives when the container's last writer exits.
-	outW.Close()
-	errW.Close()
+	// The container now holds its ends; ours must go so that EOF arrives
+	// when the container's last writer exits.
+	stdio.closeRuncEnds()
 	if err != nil {
-		outR.Close()
-		errR.Close()
 		msg, _ := os.ReadFile(runcLog)
 		return 0, runc.Classify("run", msg, err)
 	}
+	if stdio.console != nil {
+		if stdio.master, err = stdio.console.Receive(time.Now().Add(consoleTimeout)); err != nil {
+			return 0, err
+		}
+	}
 	pid, err := readPid(pidFile)
 	if err != nil {
-		outR.Close()
-		errR.Close()
 		return 0, err
 	}
 	c.pid = pid
-	w := crilog.NewWriter(nil, nil)
+	c.log = crilog.NewWriter(nil, nil)
 	if c.logFile != nil {
-		w.SetOutput(c.logFile)
+		c.log.SetOutput(c.logFile)
 	}
-	c.output.Add(2)
-	go func() { defer c.output.Done(); defer outR.Close(); w.Copy("stdout", outR) }()
-	go func() { defer c.output.Done(); defer errR.Close(); w.Copy("stderr", errR) }()
+	// From here on the container owns what stdio holds.
+	if stdio.master != nil {
+		c.console = stdio.master
+		if req.Stdin {
+			c.stdin = stdio.master
+		}
+		c.output.Add(1)
+		go func(r io.Reader) { defer c.output.Done(); c.log.Copy("stdout", teeOutput{r, &c.fan, frameStdout}) }(stdio.master)
+	} else {
+		c.stdin = stdio.stdinW
+		c.output.Add(2)
+		go func(r io.ReadCloser) {
+			defer c.output.Done()
+			defer r.Close()
+			c.log.Copy("stdout", teeOutput{r, &c.fan, frameStdout})
+		}(stdio.outR)
+		go func(r io.ReadCloser) {
+			defer c.output.Done()
+			defer r.Close()
+			c.log.Copy("stderr", teeOutput{r, &c.fan, frameStderr})
+		}(stdio.errR)
+	}
+	stdio.release()
 
 	s.mu.Lock()
-	s.containers[pid] = c
 	s.byID[c.id] = c
+	s.mu.Unlock()
+	s.watch(pid, func(status unix.WaitStatus) { s.finish(c, status) })
+	return pid, nil
+}
+
+// consoleTimeout bounds the wait for runc's terminal master; runc has
+// sent it before it returns, so it is only there not to hang on a bug.
+const consoleTimeout = 10 * time.Second
+
+// watch calls exited (in a new goroutine) once pid has exited, also if
+// it already has.
+func (s *Server) watch(pid int, exited func(unix.WaitStatus)) {
+	s.mu.Lock()
 	status, dead := s.early[pid]
 	delete(s.early, pid)
+	if !dead {
+		s.exits[pid] = exited
+	}
 	s.mu.Unlock()
 	if dead {
-		go s.finish(c, status)
+		go exited(status)
 	}
-	return pid, nil
 }
 
 func readPid(path string) (int, error) {
@@ -235,32 +341,25 @@ func readPid(path string) (int, error) {
 // onExit is called by the reaper for every reaped child it does not own.
 func (s *Server) onExit(pid int, status unix.WaitStatus) {
 	s.mu.Lock()
-	c, ok := s.containers[pid]
+	exited, ok := s.exits[pid]
 	if !ok {
 		// Either an orphan of a host-PID container (nothing to do), or an
-		// init whose create reply is still being processed.
+		// init or exec'd process whose start is still being processed.
 		if len(s.early) < 1024 {
 			s.early[pid] = status
 		}
 		s.mu.Unlock()
 		return
 	}
-	delete(s.containers, pid)
+	delete(s.exits, pid)
 	s.mu.Unlock()
-	go s.finish(c, status)
+	go exited(status)
 }
 
 // finish records a container's exit: it lets the output drain, reads the
 // OOM counters, writes the exit file and then wakes the waiters.
 func (s *Server) finish(c *container, status unix.WaitStatus) {
-	exit := Exit{FinishedAt: time.Now().UTC()}
-	switch {
-	case status.Signaled():
-		exit.Signal = int(status.Signal())
-		exit.Code = 128 + exit.Signal
-	default:
-		exit.Code = status.ExitStatus()
-	}
+	exit := exitOf(status)
 	exit.OOMKilled = oomKilled(c.oomFiles)
 	drained := make(chan struct{})
 	go func() { c.output.Wait(); close(drained) }()
@@ -268,8 +367,19 @@ func (s *Server) finish(c *container, status unix.WaitStatus) {
 	case <-drained:
 	case <-time.After(drainTimeout):
 	}
-	if c.logFile != nil {
-		c.logFile.Sync()
+	s.mu.Lock()
+	logFile, stdin := c.logFile, c.stdin
+	c.stdin = nil
+	s.mu.Unlock()
+	if stdin != nil && stdin != c.console {
+		stdin.Close()
+	}
+	if c.console != nil {
+		c.console.Close() // ends a copier still waiting on a lingering child
+	}
+	c.fan.close()
+	if logFile != nil {
+		logFile.Sync()
 	}
 	if err := atomicfile.WriteJSON(c.exitFile, exit); err != nil {
 		s.log.Error("record exit", "container", c.id, "error", err)
@@ -279,6 +389,19 @@ func (s *Server) finish(c *container, status unix.WaitStatus) {
 	s.mu.Unlock()
 	close(c.exited)
 	s.log.Info("container exited", "container", c.id, "pid", c.pid, "code", exit.Code, "oom", exit.OOMKilled)
+}
+
+// exitOf turns a wait status into an Exit; death by signal is 128+signal,
+// as shells report it.
+func exitOf(status unix.WaitStatus) Exit {
+	exit := Exit{FinishedAt: time.Now().UTC()}
+	if status.Signaled() {
+		exit.Signal = int(status.Signal())
+		exit.Code = 128 + exit.Signal
+	} else {
+		exit.Code = status.ExitStatus()
+	}
+	return exit
 }
 
 // oomKilled reports whether any cgroup file shows an OOM kill.
@@ -313,7 +436,7 @@ func (s *Server) wait(conn net.Conn, id string) (*Exit, error) {
 	c, ok := s.byID[id]
 	s.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("container %s: not created by this shim", id)
+		return nil, errdefs.NotFound("container %s: not created by this shim", id)
 	}
 	gone := make(chan struct{})
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,6 +34,9 @@ type Config struct {
 	ImageGCHighThresholdPercent int      `json:"imageGCHighThresholdPercent"`
 	ImageGCLowThresholdPercent  int      `json:"imageGCLowThresholdPercent"`
 	ImageMinimumGCAge           Duration `json:"imageMinimumGCAge"`
+	// StreamingAddress is the host:port of the exec/attach/port-forward
+	// server; port 0 picks a free one. The URLs handed out name it.
+	StreamingAddress string `json:"streamingAddress"`
 }
 
 // DefaultRegistryConfig is where berthd looks for a registry configuration.
@@ -80,6 +84,7 @@ func Default() Config {
 		ImageGCHighThresholdPercent: 85,
 		ImageGCLowThresholdPercent:  80,
 		ImageMinimumGCAge:           Duration{2 * time.Minute},
+		StreamingAddress:            "127.0.0.1:0",
 	}
 }
 
@@ -128,6 +133,9 @@ func (c Config) Validate() (warnings []string, err error) {
 		if !filepath.IsAbs(p) {
 			return nil, fmt.Errorf("config: %s %q must be an absolute path", name, p)
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.StreamingAddress); err != nil {
+		return nil, fmt.Errorf("config: streamingAddress %q must be host:port: %v", c.StreamingAddress, err)
 	}
 	if c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
 		return nil, fmt.Errorf("config: cgroupDriver %q must be cgroupfs or systemd", c.CgroupDriver)

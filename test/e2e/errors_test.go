@@ -85,9 +85,9 @@ func TestBadRequestsGetTheRightCodes(t *testing.T) {
 	wantCode(t, "ExecSync without a command", err, codes.InvalidArgument, "cmd")
 
 	_, err = e.rt.UpdateContainerResources(c, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id})
-	wantCode(t, "UpdateContainerResources", err, codes.Unimplemented, "UpdateContainerResources")
+	wantCode(t, "UpdateContainerResources without resources", err, codes.InvalidArgument, "linux")
 	_, err = e.rt.Attach(c, &runtimeapi.AttachRequest{ContainerId: id})
-	wantCode(t, "Attach", err, codes.Unimplemented, "Attach")
+	wantCode(t, "Attach without streams", err, codes.InvalidArgument, "stdin, stdout and stderr")
 	_, err = e.im.PullImage(c, &runtimeapi.PullImageRequest{})
 	wantCode(t, "PullImage without an image", err, codes.InvalidArgument, "image")
 
