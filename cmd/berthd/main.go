@@ -180,6 +180,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Listen before the image GC starts: it talks to berthd through this
+	// very socket.
+	l, err := listenSocket(cfg.CRISocket)
+	if err != nil {
+		return err
+	}
 	go gc.Run(ctx)  // returns when ctx ends
 	go svc.Run(ctx) // exit watchers and event streams; returns when ctx ends
 	go func() {
@@ -187,7 +193,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			log.Error("streaming server stopped", "error", err)
 		}
 	}()
-	return listenAndServe(ctx, cfg.CRISocket, svc, log)
+	return serveCRI(ctx, l, cfg.CRISocket, svc, log)
 }
 
 // loadRegistries applies the registry configuration. The default file may
@@ -231,17 +237,20 @@ func imageGC(cfg config.Config, socket string, log *slog.Logger) (*imagegc.GC, e
 	return imagegc.New(gcCfg, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn), imagegc.WithLogger(log.With("component", "imagegc")))
 }
 
-func listenAndServe(ctx context.Context, socket string, svc *server.Service, log *slog.Logger) error {
+// listenSocket replaces a stale socket file with a fresh listener. (Two
+// daemons on one root cannot get this far: the root is locked.)
+func listenSocket(socket string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(socket), 0o711); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Remove(socket); err != nil && !os.IsNotExist(err) {
-		return err
+		return nil, err
 	}
-	l, err := listenUnix(socket)
-	if err != nil {
-		return err
-	}
+	return listenUnix(socket)
+}
+
+// serveCRI serves the CRI and berth's own services on l until ctx ends.
+func serveCRI(ctx context.Context, l net.Listener, socket string, svc *server.Service, log *slog.Logger) error {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(server.Interceptor(log)), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	runtimeapi.RegisterRuntimeServiceServer(srv, svc)
 	runtimeapi.RegisterImageServiceServer(srv, svc)

@@ -41,6 +41,8 @@ func (s *Service) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*r
 			{Name: "", Features: features},
 			{Name: "runc", Features: features},
 		},
+		// Merge and Strict are honoured when resolving a container's user.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {
 		resp.Info = s.statusInfo(ctx, networkReady)
