@@ -34,10 +34,17 @@ func main() {
 	pods := flag.Int("pods", 10, "pods kept running for the memory and idle CPU figures")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for berthd's CPU figure")
 	pullMiB := flag.Int64("pull-mib", 100, "size of the image pulled from a local registry (0 skips the pull figures)")
+	samples := flag.Int("samples", 100, "samples per CRI operation for the per-operation figures (0 skips them)")
 	flag.Parse()
 	if err := run(*n, *pods, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
+	}
+	if *samples > 0 {
+		if err := opsBench(context.Background(), *samples); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	}
 	if *pullMiB == 0 {
 		return
@@ -58,15 +65,7 @@ func run(n, pods int, idle time.Duration) error {
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
-	img, err := harness.BusyboxImage(v1.Config{Cmd: []string{"sh"}})
-	if err != nil {
-		return err
-	}
-	archive := filepath.Join(d.Dir, "busybox.tar")
-	if err := harness.WriteDockerArchive(archive, image, img); err != nil {
-		return err
-	}
-	if err := d.Import(ctx, archive); err != nil {
+	if err := importBusybox(ctx, d); err != nil {
 		return err
 	}
 
@@ -113,6 +112,19 @@ func run(n, pods int, idle time.Duration) error {
 	return memoryAndIdle(ctx, d, pods, idle)
 }
 
+// importBusybox builds the benchmark's image and imports it into d.
+func importBusybox(ctx context.Context, d *harness.Daemon) error {
+	img, err := harness.BusyboxImage(v1.Config{Cmd: []string{"sh"}})
+	if err != nil {
+		return err
+	}
+	archive := filepath.Join(d.Dir, "busybox.tar")
+	if err := harness.WriteDockerArchive(archive, image, img); err != nil {
+		return err
+	}
+	return d.Import(ctx, archive)
+}
+
 func printRow(name string, xs []time.Duration) {
 	fmt.Printf("%-34s %9s / %9s\n", name, round(median(xs)), round(p90(xs)))
 }
@@ -127,27 +139,9 @@ func sorted(xs []time.Duration) []time.Duration {
 	return s
 }
 
-func median(xs []time.Duration) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	return sorted(xs)[len(xs)/2]
-}
+func median(xs []time.Duration) time.Duration { return pct(sorted(xs), 50) }
 
-func p90(xs []time.Duration) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := sorted(xs)
-	return s[(len(s)*9)/10-boolInt(len(s)*9%10 == 0)]
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
+func p90(xs []time.Duration) time.Duration { return pct(sorted(xs), 90) }
 
 // memoryAndIdle keeps pods running and reads /proc for berthd and shims.
 func memoryAndIdle(ctx context.Context, d *harness.Daemon, pods int, idle time.Duration) error {
