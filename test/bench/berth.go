@@ -25,6 +25,10 @@ func podConfig(d *harness.Daemon, name string) *runtimeapi.PodSandboxConfig {
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: uid},
 		Hostname:     name,
 		LogDirectory: filepath.Join(d.LogDir, uid),
+		// As kubelet sends it for a pod without shareProcessNamespace.
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
+		}},
 	}
 }
 
