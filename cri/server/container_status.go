@@ -53,9 +53,12 @@ func (s *Service) criContainerStatus(c *store.Container, st store.ContainerStatu
 			imageRef = img.RepoDigests[0]
 		}
 	}
-	var groups []int64
+	// The process's groups, as `id -G` shows them: the primary one first.
+	groups := []int64{int64(c.Meta.User.GID)}
 	for _, g := range c.Meta.User.Groups {
-		groups = append(groups, int64(g))
+		if g != c.Meta.User.GID {
+			groups = append(groups, int64(g))
+		}
 	}
 	return &runtimeapi.ContainerStatus{
 		Id:          c.Meta.ID,
