@@ -104,13 +104,52 @@ func (s *Store) MountRootfs(imageID, dir string) (rootfs string, err error) {
 	return rootfs, nil
 }
 
+// MountReadOnly mounts the image's layers read-only at dir/rootfs, for use
+// as an image volume: an overlay with no upper layer, so nothing can be
+// written through it. An empty dir/lower is stacked at the bottom, since
+// overlayfs without an upper layer wants at least two lower ones. Like
+// MountRootfs it creates the directories, returns at once when dir/rootfs
+// is already mounted, and lasts until UnmountRootfs(dir); the layers must be
+// passed in inUse to Remove and Prune meanwhile.
+func (s *Store) MountReadOnly(imageID, dir string) (root string, err error) {
+	layers, err := s.LayerDirs(imageID)
+	if err != nil {
+		return "", err
+	}
+	root = filepath.Join(dir, rootfsName)
+	if mounted, err := mountinfo.Mounted(root); err == nil && mounted {
+		return root, nil
+	}
+	empty := filepath.Join(dir, lowerName)
+	for _, d := range []string{dir, empty, root} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("mount image %s read-only: %w", imageID, err)
+		}
+	}
+	layers = append([]string{empty}, layers...)
+	slices.Reverse(layers) // overlayfs lists the top layer first
+	opts, done, err := overlayOptions(layers, "", "")
+	if err != nil {
+		return "", fmt.Errorf("mount image %s read-only at %s: %w", imageID, root, err)
+	}
+	defer done()
+	if err := unix.Mount("overlay", root, "overlay", unix.MS_RDONLY, opts); err != nil {
+		return "", fmt.Errorf("mount image %s read-only at %s (%d layers): %w", imageID, root, len(layers)-1, err)
+	}
+	return root, nil
+}
+
 // overlayOptions builds the mount data. The kernel takes at most one page
 // of it and splits it at ',' and ':', so when the plain paths do not fit or
 // contain those characters, each directory is opened and named by its short
 // /proc/self/fd path instead (resolved by the kernel during mount); done
-// closes those descriptors.
+// closes those descriptors. With upper == "" the overlay is read-only and
+// work is ignored.
 func overlayOptions(lower []string, upper, work string) (opts string, done func(), err error) {
 	format := func(lower []string, upper, work string) string {
+		if upper == "" {
+			return "lowerdir=" + strings.Join(lower, ":")
+		}
 		return "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work
 	}
 	plain := format(lower, upper, work)
@@ -138,15 +177,16 @@ func overlayOptions(lower []string, upper, work string) (opts string, done func(
 			return "", nil, err
 		}
 	}
-	u, err := byFD(upper)
-	if err != nil {
-		done()
-		return "", nil, err
-	}
-	w, err := byFD(work)
-	if err != nil {
-		done()
-		return "", nil, err
+	var u, w string
+	if upper != "" {
+		if u, err = byFD(upper); err != nil {
+			done()
+			return "", nil, err
+		}
+		if w, err = byFD(work); err != nil {
+			done()
+			return "", nil, err
+		}
 	}
 	opts = format(short, u, w)
 	if len(opts) >= unix.Getpagesize() {

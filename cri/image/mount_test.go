@@ -167,3 +167,39 @@ func TestMountRootfsManyLayers(t *testing.T) {
 		}
 	}
 }
+
+func TestMountReadOnly(t *testing.T) {
+	requiresRoot(t)
+	s := openStore(t)
+	mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{
+		"m:1":   buildImage(t, testConfig, baseLayer(t), upperLayer(t, "added\n")),
+		"one:1": buildImage(t, testConfig, baseLayer(t)),
+	}))
+	for _, ref := range []string{"m:1", "one:1"} {
+		dir := filepath.Join(t.TempDir(), "vol")
+		t.Cleanup(func() {
+			if err := UnmountRootfs(dir); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		})
+		root, err := s.MountReadOnly(ref, dir)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(root, "etc/motd")); err != nil || string(b) != "motd\n" {
+			t.Errorf("%s: etc/motd = %q, %v", ref, b, err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/new"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+			t.Errorf("%s: write = %v, want EROFS", ref, err)
+		}
+		if again, err := s.MountReadOnly(ref, dir); err != nil || again != root || mountCount(t, root) != 1 {
+			t.Errorf("%s: second MountReadOnly = %s, %v (%d mounts)", ref, again, err, mountCount(t, root))
+		}
+		if err := UnmountRootfs(dir); err != nil {
+			t.Fatal(err)
+		}
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("%s: dir holds %v after UnmountRootfs", ref, names)
+		}
+	}
+}

@@ -83,10 +83,12 @@ func fileMounts(f hostFiles, readonly bool) []specs.Mount {
 }
 
 // criMounts converts the request's mounts, and returns the root propagation
-// they need ("" when runc's default will do). Mounts are ordered parents
+// they need ("" when runc's default will do). A mount with image set binds
+// imageSources[i], the caller's read-only mount of that image (or of its
+// sub path), and must itself be read-only. Mounts are ordered parents
 // first, so that /data is mounted before /data/sub whatever the request's
 // order.
-func criMounts(mounts []*runtimeapi.Mount, resolve func(string) (string, error)) ([]specs.Mount, string, error) {
+func criMounts(mounts []*runtimeapi.Mount, imageSources map[int]string, resolve func(string) (string, error)) ([]specs.Mount, string, error) {
 	var out []specs.Mount
 	rootProp := ""
 	for i, m := range mounts {
@@ -95,21 +97,9 @@ func criMounts(mounts []*runtimeapi.Mount, resolve func(string) (string, error))
 		if !filepath.IsAbs(dst) {
 			return nil, "", errdefs.InvalidArgument("%s.container_path: %q is not an absolute path", field, dst)
 		}
-		src := m.GetHostPath()
-		if src == "" {
-			if m.GetImage() != nil {
-				return nil, "", fmt.Errorf("%s.image: image volume mounts are not supported: %w",
-					field, errdefs.ErrUnimplemented)
-			}
-			return nil, "", errdefs.InvalidArgument("%s.host_path is empty", field)
-		}
-		if !filepath.IsAbs(src) {
-			return nil, "", errdefs.InvalidArgument("%s.host_path: %q is not an absolute path", field, src)
-		}
-		// CRI: a symlinked host path mounts its target; a missing one is an error.
-		resolved, err := resolve(src)
+		resolved, err := mountSource(m, field, imageSources[i], resolve)
 		if err != nil {
-			return nil, "", errdefs.InvalidArgument("%s.host_path: %w", field, err)
+			return nil, "", err
 		}
 		opts := []string{"rbind"}
 		switch m.GetPropagation() {
@@ -145,6 +135,37 @@ func criMounts(mounts []*runtimeapi.Mount, resolve func(string) (string, error))
 		return depth(a.Destination) - depth(b.Destination)
 	})
 	return out, rootProp, nil
+}
+
+// mountSource is the host path mount m binds: for an image volume the
+// caller's mount of it (imageSource), else host_path with its symlinks
+// resolved.
+func mountSource(m *runtimeapi.Mount, field, imageSource string, resolve func(string) (string, error)) (string, error) {
+	if m.GetImage() != nil {
+		switch {
+		case m.GetHostPath() != "":
+			return "", errdefs.InvalidArgument("%s: host_path and image are exclusive", field)
+		case !m.GetReadonly():
+			return "", errdefs.InvalidArgument("%s.readonly: image volumes are read-only", field)
+		case imageSource == "":
+			return "", fmt.Errorf("%s.image: image %q is not mounted: %w",
+				field, m.GetImage().GetImage(), errdefs.ErrUnimplemented)
+		}
+		return imageSource, nil
+	}
+	src := m.GetHostPath()
+	if src == "" {
+		return "", errdefs.InvalidArgument("%s.host_path is empty", field)
+	}
+	if !filepath.IsAbs(src) {
+		return "", errdefs.InvalidArgument("%s.host_path: %q is not an absolute path", field, src)
+	}
+	// CRI: a symlinked host path mounts its target; a missing one is an error.
+	resolved, err := resolve(src)
+	if err != nil {
+		return "", errdefs.InvalidArgument("%s.host_path: %w", field, err)
+	}
+	return resolved, nil
 }
 
 func depth(p string) int {

@@ -42,7 +42,7 @@ func TestCRIMountsPropagation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, root, err := criMounts(tt.mounts, noResolve)
+			got, root, err := criMounts(tt.mounts, nil, noResolve)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func TestCRIMountsOrderParentsFirst(t *testing.T) {
 		{ContainerPath: "/data/", HostPath: "/y"},
 		{ContainerPath: "/data/sub", HostPath: "/z"},
 		{ContainerPath: "/other", HostPath: "/w"},
-	}, noResolve)
+	}, nil, noResolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestCRIMountsResolvesSymlinks(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := criMounts([]*runtimeapi.Mount{{ContainerPath: "/data", HostPath: link}}, filepath.EvalSymlinks)
+	got, _, err := criMounts([]*runtimeapi.Mount{{ContainerPath: "/data", HostPath: link}}, nil, filepath.EvalSymlinks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestCRIMountsResolvesSymlinks(t *testing.T) {
 		t.Errorf("source = %s, want the link's target %s", got[0].Source, target)
 	}
 	_, _, err = criMounts([]*runtimeapi.Mount{{ContainerPath: "/data", HostPath: filepath.Join(dir, "gone")}},
-		filepath.EvalSymlinks)
+		nil, filepath.EvalSymlinks)
 	wantInvalid(t, err, "mounts[0].host_path", "gone")
 }
 
@@ -118,13 +118,45 @@ func TestCRIMountsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mounts := []*runtimeapi.Mount{{ContainerPath: "/ok", HostPath: "/ok"}, tt.mount}
-			_, _, err := criMounts(mounts, noResolve)
+			_, _, err := criMounts(mounts, nil, noResolve)
 			wantInvalid(t, err, tt.words...)
 		})
 	}
-	_, _, err := criMounts([]*runtimeapi.Mount{{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: "x"}}}, noResolve)
+	_, _, err := criMounts([]*runtimeapi.Mount{{ContainerPath: "/img", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "x"}}}, nil, noResolve)
 	if !errors.Is(err, errdefs.ErrUnimplemented) {
-		t.Errorf("image mount: %v, want unimplemented", err)
+		t.Errorf("unmounted image mount: %v, want unimplemented", err)
+	}
+}
+
+func TestCRIMountsImageVolumes(t *testing.T) {
+	img := &runtimeapi.ImageSpec{Image: "x"}
+	sources := map[int]string{1: "/vols/1/rootfs/etc"}
+	got, _, err := criMounts([]*runtimeapi.Mount{
+		{ContainerPath: "/host", HostPath: "/h"},
+		{ContainerPath: "/img", Readonly: true, Image: img, ImageSubPath: "etc"},
+	}, sources, noResolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := specs.Mount{Destination: "/img", Type: "bind", Source: "/vols/1/rootfs/etc",
+		Options: []string{"rbind", "rprivate", "ro"}}
+	if len(got) != 2 || got[1].Source != want.Source || got[1].Destination != want.Destination ||
+		!slices.Equal(got[1].Options, want.Options) {
+		t.Errorf("mounts = %+v, want second %+v", got, want)
+	}
+	for _, tt := range []struct {
+		name  string
+		mount *runtimeapi.Mount
+		words []string
+	}{
+		{"writable", &runtimeapi.Mount{ContainerPath: "/img", Image: img}, []string{"mounts[0].readonly", "read-only"}},
+		{"host path too", &runtimeapi.Mount{ContainerPath: "/img", HostPath: "/h", Readonly: true, Image: img},
+			[]string{"mounts[0]", "exclusive"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := criMounts([]*runtimeapi.Mount{tt.mount}, map[int]string{0: "/vols/0/rootfs"}, noResolve)
+			wantInvalid(t, err, tt.words...)
+		})
 	}
 }
 

@@ -35,6 +35,10 @@ type ContainerInput struct {
 	ResolvConf, Hosts, HostnameFile, ShmPath string
 	// MinOOMScoreAdj is the lowest oom_score_adj the runtime may set.
 	MinOOMScoreAdj int
+	// ImageVolumes maps the index of each mount with image set to the
+	// host directory to bind read-only there: the image mounted read-only,
+	// or its sub path inside that mount.
+	ImageVolumes map[int]string
 }
 
 // ContainerSpec builds the runc spec of a container from its CRI request.
@@ -142,7 +146,7 @@ func containerSecurity(spec *specs.Spec, sc *runtimeapi.LinuxContainerSecurityCo
 }
 
 func containerMounts(spec *specs.Spec, in ContainerInput, modes nsModes, privileged bool) error {
-	requested, rootProp, err := criMounts(in.Config.GetMounts(), filepath.EvalSymlinks)
+	requested, rootProp, err := criMounts(in.Config.GetMounts(), in.ImageVolumes, filepath.EvalSymlinks)
 	if err != nil {
 		return err
 	}

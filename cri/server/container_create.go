@@ -47,6 +47,10 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		}
 		return nil, err
 	}
+	volImages, err := s.imageVolumeImages(cfg.GetMounts())
+	if err != nil {
+		return nil, err
+	}
 	logPath, err := containerLogPath(sb.Config().GetLogDirectory(), cfg.GetLogPath())
 	if err != nil {
 		return nil, err
@@ -79,6 +83,11 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	u.add(func(context.Context) { image.UnmountRootfs(dir) })
+	u.add(func(context.Context) { unmountImageVolumes(dir) })
+	imageVols, imageVolSources, err := s.mountImageVolumes(dir, cfg.GetMounts(), volImages)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	if logPath != "" {
 		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 			return nil, fmt.Errorf("container %s: log directory: %w", id, err)
@@ -101,6 +110,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		HostnameFile:   filepath.Join(sb.Dir, "hostname"),
 		ShmPath:        sb.Meta.ShmPath,
 		MinOOMScoreAdj: s.cfg.MinOOMScoreAdj,
+		ImageVolumes:   imageVolSources,
 	})
 	if err != nil {
 		return nil, err
@@ -118,6 +128,8 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		LogPath:     logPath,
 		StopSignal:  int(stopSignal),
 		CgroupsPath: cgroupsPath,
+
+		ImageVolumes: imageVols,
 	}
 	if p := spec.Process; p != nil {
 		meta.User = store.User{UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids}

@@ -47,6 +47,9 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 	if sb, err := s.store.Sandbox(c.Meta.SandboxID); err == nil && sb.Status().Shim.Alive() {
 		shim.Forget(ctx, s.shimSocket(c.Meta.SandboxID), id) // only frees memory in the shim
 	}
+	if err := unmountImageVolumes(c.Dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
 	if err := image.UnmountRootfs(c.Dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
@@ -56,8 +59,8 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 	s.store.DeleteContainer(id)
 	s.store.ReleaseName(store.ContainerNameKey(c.Meta.SandboxID, c.Config().GetMetadata()), id)
 	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, c)
-	if _, err := s.images.Get(c.Meta.ImageID); errors.Is(err, errdefs.ErrNotFound) {
-		// The image went while this container used it: its layers can go now.
+	if s.anyImageGone(c.Meta) {
+		// An image went while this container used it: its layers can go now.
 		if err := s.images.Prune(s.layersInUse()); err != nil {
 			s.log.Warn("prune image layers", "error", err)
 		}
@@ -66,12 +69,33 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 	return nil
 }
 
-// layersInUse are the diff IDs of every container's rootfs layers.
+// anyImageGone tells whether the image of the container's rootfs or of one
+// of its image volumes has been removed from the store.
+func (s *Service) anyImageGone(meta store.ContainerMeta) bool {
+	ids := []string{meta.ImageID}
+	for _, v := range meta.ImageVolumes {
+		ids = append(ids, v.ImageID)
+	}
+	for _, id := range ids {
+		if _, err := s.images.Get(id); errors.Is(err, errdefs.ErrNotFound) {
+			return true
+		}
+	}
+	return false
+}
+
+// layersInUse are the diff IDs of every container's rootfs and image
+// volume layers.
 func (s *Service) layersInUse() map[string]bool {
 	inUse := map[string]bool{}
 	for _, c := range s.store.Containers() {
 		for _, d := range c.Meta.DiffIDs {
 			inUse[d] = true
+		}
+		for _, v := range c.Meta.ImageVolumes {
+			for _, d := range v.DiffIDs {
+				inUse[d] = true
+			}
 		}
 	}
 	return inUse

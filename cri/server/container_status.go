@@ -75,7 +75,7 @@ func (s *Service) criContainerStatus(c *store.Container, st store.ContainerStatu
 		Message:     st.Message,
 		Labels:      cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(),
-		Mounts:      cfg.GetMounts(),
+		Mounts:      criMountsStatus(cfg.GetMounts(), c.Meta.ImageVolumes),
 		LogPath:     c.Meta.LogPath,
 		Resources:   &runtimeapi.ContainerResources{Linux: s.containerResources(c)},
 		User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{

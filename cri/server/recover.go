@@ -36,6 +36,9 @@ func (s *Service) recover(ctx context.Context) {
 			s.undoSandbox(ctx, inc.ID, inc.Dir)
 		case "container":
 			s.cfg.Runc.Delete(ctx, inc.ID, true)
+			if err := unmountImageVolumes(inc.Dir); err != nil {
+				s.log.Warn("unmount image volumes of interrupted container", "container", inc.ID, "error", err)
+			}
 			image.UnmountRootfs(inc.Dir)
 			atomicfile.RemoveAll(inc.Dir)
 		}

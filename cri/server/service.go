@@ -37,6 +37,7 @@ type images interface {
 	Remove(ref string, inUse map[string]bool) error
 	Prune(inUse map[string]bool) error
 	MountRootfs(imageID, dir string) (string, error)
+	MountReadOnly(imageID, dir string) (string, error)
 	FsInfo() (mountpoint string, usedBytes, inodesUsed uint64, err error)
 	Import(path string) ([]image.Image, error)
 	Pull(ctx context.Context, ref string, auth *image.Auth) (image.Image, error)

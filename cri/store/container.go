@@ -22,6 +22,19 @@ type ContainerMeta struct {
 	CgroupsPath string `json:"cgroupsPath"`
 	// User is who the container's process runs as, as resolved at creation.
 	User User `json:"user"`
+	// ImageVolumes are the images mounted read-only into the container
+	// (CRI mounts with image set), in the order of the config's mounts.
+	ImageVolumes []ImageVolume `json:"imageVolumes,omitempty"`
+}
+
+// ImageVolume is an image mounted into a container: an overlay of its
+// layers at Dir/rootfs, bound at ContainerPath.
+type ImageVolume struct {
+	Mount         int      `json:"mount"` // index in the config's mounts
+	ContainerPath string   `json:"containerPath"`
+	ImageID       string   `json:"imageId"`
+	DiffIDs       []string `json:"diffIds"` // layers the overlay is mounted from
+	Dir           string   `json:"dir"`     // absolute; UnmountRootfs undoes it
 }
 
 // User is a process identity.
