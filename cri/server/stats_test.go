@@ -4,10 +4,7 @@ import (
 	"testing"
 	"time"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
 	"github.com/berth-project/berth/cri/stats"
-	"github.com/berth-project/berth/cri/store"
 )
 
 func TestOwnsCgroupParent(t *testing.T) {
@@ -88,68 +85,6 @@ func TestMemoryUsageAvailable(t *testing.T) {
 			t.Errorf("%s: available %d, want none", tt.name, got.GetValue())
 		case tt.wantAvailable != nil && (got == nil || got.GetValue() != *tt.wantAvailable):
 			t.Errorf("%s: available %v, want %d", tt.name, got, *tt.wantAvailable)
-		}
-	}
-}
-
-// Every series names a described metric and carries one value per label
-// key, as kubelet's CRI metrics collector requires.
-func TestPodMetricsMatchDescriptors(t *testing.T) {
-	resp, err := (&Service{}).ListMetricDescriptors(t.Context(), &runtimeapi.ListMetricDescriptorsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := map[string]int{}
-	for _, d := range resp.GetDescriptors() {
-		if _, dup := keys[d.GetName()]; dup {
-			t.Errorf("%s described twice", d.GetName())
-		}
-		keys[d.GetName()] = len(d.GetLabelKeys())
-	}
-
-	sbCfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "ns", Uid: "u"}}
-	sb := store.NewSandbox(t.TempDir(), store.SandboxMeta{ID: "sb"})
-	sb.Meta.Config.Msg = sbCfg
-	c := store.NewContainer(t.TempDir(), store.ContainerMeta{ID: "c1", SandboxID: "sb"})
-	c.Meta.Config.Msg = &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Image: &runtimeapi.ImageSpec{Image: "busybox"}}
-	if err := c.Commit(store.ContainerStatus{State: store.ContainerRunning, StartedAt: time.Unix(50, 0).UnixNano()}); err != nil {
-		t.Fatal(err)
-	}
-	sample := &stats.Sample{Time: time.Unix(100, 0), CPU: stats.CPU{UsageNanos: 3_500_000_000}, Memory: stats.Memory{Usage: 10, SwapKnown: true}}
-	u := podUsage{
-		cgroup:     sample,
-		network:    &stats.NetworkSample{Interfaces: []stats.Interface{{Name: "eth0", RxBytes: 7}}},
-		containers: []*store.Container{c},
-		usage:      []containerUsage{{cgroup: sample}},
-	}
-	m := podMetrics(sb, u)
-	all := m.GetMetrics()
-	for _, cm := range m.GetContainerMetrics() {
-		all = append(all, cm.GetMetrics()...)
-	}
-	seen := map[string]bool{}
-	for _, series := range all {
-		n, ok := keys[series.GetName()]
-		if !ok {
-			t.Errorf("%s is not described", series.GetName())
-			continue
-		}
-		if len(series.GetLabelValues()) != n {
-			t.Errorf("%s: %d label values for %d keys: %v", series.GetName(), len(series.GetLabelValues()), n, series.GetLabelValues())
-		}
-		seen[series.GetName()] = true
-	}
-	for name := range keys {
-		if !seen[name] {
-			t.Errorf("%s described but never reported", name)
-		}
-	}
-	for _, series := range m.GetContainerMetrics()[0].GetMetrics() {
-		if series.GetName() == "container_cpu_usage_seconds_total" && series.GetValue().GetValue() != 3 {
-			t.Errorf("cpu seconds = %d, want 3", series.GetValue().GetValue())
-		}
-		if series.GetLabelValues()[0] != "app" || series.GetLabelValues()[1] != "c1" || series.GetLabelValues()[5] != "web" {
-			t.Errorf("%s: labels %v", series.GetName(), series.GetLabelValues())
 		}
 	}
 }

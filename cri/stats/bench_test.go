@@ -3,7 +3,9 @@ package stats
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -53,6 +55,56 @@ func BenchmarkContainerStats(b *testing.B) {
 		c.NanoCores("bench", s)
 		if _, err := c.WritableLayer(upper); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// benchProcess starts a process with a few open files (a shell, its
+// standard streams, a pipe and a socket-less file) in the cgroup at dir
+// of every hierarchy r reads, and stops it when the benchmark ends.
+func benchProcess(b *testing.B, r *Reader, dir string) {
+	b.Helper()
+	cmd := exec.Command("sh", "-c", "exec 3</dev/null 4</dev/null 5</dev/null; sleep 3600")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	roots := []string{r.root}
+	if !r.unified {
+		roots = roots[:0]
+		for _, h := range r.v1 {
+			roots = append(roots, h)
+		}
+	}
+	for _, h := range roots {
+		if err := os.WriteFile(filepath.Join(h, dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkContainerMetrics is what one container costs in a
+// ListPodSandboxMetrics call beyond BenchmarkContainerStats: its cgroup's
+// detail and its processes' files (one process with six).
+func BenchmarkContainerMetrics(b *testing.B) {
+	c := New(Config{LayerTTL: time.Hour})
+	dir := benchCgroup(b, c.cgroups)
+	benchProcess(b, c.cgroups, dir)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.CgroupDetail(dir); err != nil {
+			b.Fatal(err)
+		}
+		p, err := c.Processes(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p.Count != 1 || !p.FilesKnown {
+			b.Fatalf("processes %+v, want the one started", p)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,9 +44,13 @@ type Memory struct {
 	WorkingSet uint64 // Usage less inactive file pages
 	RSS        uint64 // anonymous memory and swap cache, huge pages included
 	Cache      uint64 // page cache
-	// PageFaults and MajorPageFaults are cumulative counts.
-	PageFaults, MajorPageFaults uint64
-	Limit                       uint64 // 0 when there is none
+	MappedFile uint64 // page cache mapped into processes
+	// PageFaults and MajorPageFaults are cumulative counts over the
+	// cgroup and its descendants; the Own ones leave the descendants out
+	// (v2 does not tell them apart: there they are the same).
+	PageFaults, MajorPageFaults       uint64
+	OwnPageFaults, OwnMajorPageFaults uint64
+	Limit                             uint64 // 0 when there is none
 	// Swap is the swap in use and SwapLimit its limit (0: none); both
 	// are meaningful only when SwapKnown (swap accounting is on).
 	Swap, SwapLimit uint64
@@ -78,14 +83,17 @@ func (s Sample) Add(o Sample) Sample {
 	}
 	a, b := s.Memory, o.Memory
 	sum.Memory = Memory{
-		Usage:           a.Usage + b.Usage,
-		WorkingSet:      a.WorkingSet + b.WorkingSet,
-		RSS:             a.RSS + b.RSS,
-		Cache:           a.Cache + b.Cache,
-		PageFaults:      a.PageFaults + b.PageFaults,
-		MajorPageFaults: a.MajorPageFaults + b.MajorPageFaults,
-		Swap:            a.Swap + b.Swap,
-		SwapKnown:       a.SwapKnown && b.SwapKnown,
+		Usage:              a.Usage + b.Usage,
+		WorkingSet:         a.WorkingSet + b.WorkingSet,
+		RSS:                a.RSS + b.RSS,
+		Cache:              a.Cache + b.Cache,
+		MappedFile:         a.MappedFile + b.MappedFile,
+		PageFaults:         a.PageFaults + b.PageFaults,
+		MajorPageFaults:    a.MajorPageFaults + b.MajorPageFaults,
+		OwnPageFaults:      a.OwnPageFaults + b.OwnPageFaults,
+		OwnMajorPageFaults: a.OwnMajorPageFaults + b.OwnMajorPageFaults,
+		Swap:               a.Swap + b.Swap,
+		SwapKnown:          a.SwapKnown && b.SwapKnown,
 	}
 	return sum
 }
@@ -99,8 +107,12 @@ type Reader struct {
 	now     func() time.Time
 }
 
-// v1Subsystems are the cgroup v1 hierarchies a sample is read from.
-var v1Subsystems = []string{"memory", "cpuacct", "pids"}
+// v1Subsystems are the cgroup v1 hierarchies a sample is read from;
+// v1DetailSubsystems are those only Detail reads.
+var (
+	v1Subsystems       = []string{"memory", "cpuacct", "pids"}
+	v1DetailSubsystems = []string{"cpu", "blkio"}
+)
 
 // NewReader returns a Reader for the cgroup file systems mounted at root
 // (normally /sys/fs/cgroup): the unified hierarchy if root holds one,
@@ -113,7 +125,7 @@ func NewReader(root string, now func() time.Time) *Reader {
 		return r
 	}
 	entries, _ := os.ReadDir(root)
-	for _, sub := range v1Subsystems {
+	for _, sub := range slices.Concat(v1Subsystems, v1DetailSubsystems) {
 		if fi, err := os.Stat(filepath.Join(root, sub)); err == nil && fi.IsDir() {
 			r.v1[sub] = filepath.Join(root, sub)
 			continue
@@ -303,11 +315,14 @@ func memoryOf(m *cgroups.MemoryStats, unified bool) Memory {
 		return m.Stats[v1]
 	}
 	out := Memory{
-		Usage:           m.Usage.Usage,
-		RSS:             key("total_rss", "anon"),
-		Cache:           key("total_cache", "file"),
-		PageFaults:      key("total_pgfault", "pgfault"),
-		MajorPageFaults: key("total_pgmajfault", "pgmajfault"),
+		Usage:              m.Usage.Usage,
+		RSS:                key("total_rss", "anon"),
+		Cache:              key("total_cache", "file"),
+		MappedFile:         key("total_mapped_file", "file_mapped"),
+		PageFaults:         key("total_pgfault", "pgfault"),
+		MajorPageFaults:    key("total_pgmajfault", "pgmajfault"),
+		OwnPageFaults:      key("pgfault", "pgfault"),
+		OwnMajorPageFaults: key("pgmajfault", "pgmajfault"),
 	}
 	if inactive := key("total_inactive_file", "inactive_file"); out.Usage > inactive {
 		out.WorkingSet = out.Usage - inactive

@@ -48,9 +48,9 @@ func v1Tree(limit string) map[string]string { return v1TreeSwap(limit, "92233720
 // v1TreeSwap is v1Tree with a memory+swap limit.
 func v1TreeSwap(limit, memswLimit string) map[string]string {
 	return map[string]string{
-		"memory/pod/ctr/memory.stat": "cache 999\nrss 999\n" +
+		"memory/pod/ctr/memory.stat": "cache 999\nrss 999\nmapped_file 999\npgfault 4000\npgmajfault 5\n" +
 			"total_cache 20971520\ntotal_rss 31457280\ntotal_inactive_file 10485760\n" +
-			"total_active_file 5242880\ntotal_pgfault 4242\ntotal_pgmajfault 7\n",
+			"total_active_file 5242880\ntotal_mapped_file 1048576\ntotal_pgfault 4242\ntotal_pgmajfault 7\n",
 		"memory/pod/ctr/memory.usage_in_bytes":           "52428800\n",
 		"memory/pod/ctr/memory.max_usage_in_bytes":       "60000000\n",
 		"memory/pod/ctr/memory.failcnt":                  "0\n",
@@ -96,9 +96,9 @@ func TestReadV1(t *testing.T) {
 				Time: t0,
 				CPU:  CPU{UsageNanos: 1_500_000_000, UserNanos: 1_000_000_000, SystemNanos: 500_000_000},
 				Memory: Memory{
-					Usage: 50 * mib, WorkingSet: 40 * mib, RSS: 30 * mib, Cache: 20 * mib,
-					PageFaults: 4242, MajorPageFaults: 7, Limit: tt.wantLimit,
-					Swap: 2 * mib, SwapLimit: tt.wantSwapLimit, SwapKnown: true,
+					Usage: 50 * mib, WorkingSet: 40 * mib, RSS: 30 * mib, Cache: 20 * mib, MappedFile: mib,
+					PageFaults: 4242, MajorPageFaults: 7, OwnPageFaults: 4000, OwnMajorPageFaults: 5,
+					Limit: tt.wantLimit, Swap: 2 * mib, SwapLimit: tt.wantSwapLimit, SwapKnown: true,
 				},
 				Tasks: 3,
 			}
@@ -153,7 +153,7 @@ func v2Tree(max string) map[string]string {
 	return map[string]string{
 		"cgroup.controllers":          "cpu memory pids io\n",
 		"pod/ctr/cgroup.controllers":  "cpu memory pids io\n",
-		"pod/ctr/memory.stat":         "anon 31457280\nfile 20971520\ninactive_file 10485760\nactive_file 5242880\npgfault 4242\npgmajfault 7\n",
+		"pod/ctr/memory.stat":         "anon 31457280\nfile 20971520\nkernel 2097152\nfile_mapped 1048576\ninactive_file 10485760\nactive_file 5242880\npgfault 4242\npgmajfault 7\n",
 		"pod/ctr/memory.current":      "52428800\n",
 		"pod/ctr/memory.max":          max + "\n",
 		"pod/ctr/memory.swap.current": "2097152\n",
@@ -189,9 +189,9 @@ func TestReadV2(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantMem := Memory{
-				Usage: 50 * mib, WorkingSet: 40 * mib, RSS: 30 * mib, Cache: 20 * mib,
-				PageFaults: 4242, MajorPageFaults: 7, Limit: tt.wantLimit,
-				Swap: 2 * mib, SwapKnown: true,
+				Usage: 50 * mib, WorkingSet: 40 * mib, RSS: 30 * mib, Cache: 20 * mib, MappedFile: mib,
+				PageFaults: 4242, MajorPageFaults: 7, OwnPageFaults: 4242, OwnMajorPageFaults: 7,
+				Limit: tt.wantLimit, Swap: 2 * mib, SwapKnown: true,
 			}
 			if s.Memory != wantMem {
 				t.Errorf("memory: got  %+v\nwant %+v", s.Memory, wantMem)
@@ -243,12 +243,15 @@ func TestWorkingSetClamped(t *testing.T) {
 func TestSampleAdd(t *testing.T) {
 	later := t0.Add(time.Second)
 	a := Sample{Time: t0, CPU: CPU{UsageNanos: 1, UserNanos: 2, SystemNanos: 3}, Tasks: 1,
-		Memory:      Memory{Usage: 10, WorkingSet: 5, RSS: 4, Cache: 6, PageFaults: 7, MajorPageFaults: 1, Limit: 100, Swap: 1, SwapKnown: true},
+		Memory: Memory{Usage: 10, WorkingSet: 5, RSS: 4, Cache: 6, MappedFile: 2, PageFaults: 7, MajorPageFaults: 1,
+			OwnPageFaults: 5, OwnMajorPageFaults: 1, Limit: 100, Swap: 1, SwapKnown: true},
 		CPUPressure: &Pressure{}}
 	b := Sample{Time: later, CPU: CPU{UsageNanos: 10, UserNanos: 20, SystemNanos: 30}, Tasks: 2,
-		Memory: Memory{Usage: 20, WorkingSet: 15, RSS: 14, Cache: 6, PageFaults: 3, MajorPageFaults: 2, Limit: 200, Swap: 2, SwapKnown: true}}
+		Memory: Memory{Usage: 20, WorkingSet: 15, RSS: 14, Cache: 6, MappedFile: 1, PageFaults: 3, MajorPageFaults: 2,
+			OwnPageFaults: 3, OwnMajorPageFaults: 0, Limit: 200, Swap: 2, SwapKnown: true}}
 	want := Sample{Time: later, CPU: CPU{UsageNanos: 11, UserNanos: 22, SystemNanos: 33}, Tasks: 3,
-		Memory: Memory{Usage: 30, WorkingSet: 20, RSS: 18, Cache: 12, PageFaults: 10, MajorPageFaults: 3, Swap: 3, SwapKnown: true}}
+		Memory: Memory{Usage: 30, WorkingSet: 20, RSS: 18, Cache: 12, MappedFile: 3, PageFaults: 10, MajorPageFaults: 3,
+			OwnPageFaults: 8, OwnMajorPageFaults: 1, Swap: 3, SwapKnown: true}}
 	if got := a.Add(b); got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}

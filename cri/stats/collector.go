@@ -6,6 +6,7 @@ import "time"
 type Config struct {
 	CgroupRoot string           // cgroup file systems; default /sys/fs/cgroup
 	ProcRoot   string           // procfs; default /proc
+	SysRoot    string           // sysfs, for block device names; default /sys
 	LayerTTL   time.Duration    // see Layers; default DefaultLayerTTL
 	Clock      func() time.Time // default time.Now
 }
@@ -17,6 +18,7 @@ type Collector struct {
 	cgroups  *Reader
 	rates    *Rates
 	layers   *Layers
+	devices  *deviceNames
 	procRoot string
 	now      func() time.Time
 }
@@ -29,6 +31,9 @@ func New(cfg Config) *Collector {
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
+	if cfg.SysRoot == "" {
+		cfg.SysRoot = "/sys"
+	}
 	if cfg.LayerTTL <= 0 {
 		cfg.LayerTTL = DefaultLayerTTL
 	}
@@ -39,6 +44,7 @@ func New(cfg Config) *Collector {
 		cgroups:  NewReader(cfg.CgroupRoot, cfg.Clock),
 		rates:    NewRates(),
 		layers:   NewLayers(cfg.LayerTTL, cfg.Clock),
+		devices:  newDeviceNames(cfg.SysRoot, cfg.Clock),
 		procRoot: cfg.ProcRoot,
 		now:      cfg.Clock,
 	}
@@ -46,6 +52,30 @@ func New(cfg Config) *Collector {
 
 // Cgroup samples the cgroup at dir (see Reader.Read).
 func (c *Collector) Cgroup(dir string) (Sample, error) { return c.cgroups.Read(dir) }
+
+// CgroupDetail reads what the cgroup at dir tells beyond a sample (see
+// Reader.Detail), with its block devices named.
+func (c *Collector) CgroupDetail(dir string) (Detail, error) {
+	d, err := c.cgroups.Detail(dir)
+	if err != nil {
+		return Detail{}, err
+	}
+	for i := range d.IO {
+		d.IO[i].Device = c.devices.name(d.IO[i].Major, d.IO[i].Minor)
+	}
+	return d, nil
+}
+
+// Processes counts the processes in the cgroup at dir itself and the
+// files they hold open (see Processes). A missing cgroup is
+// errdefs.ErrNotFound.
+func (c *Collector) Processes(dir string) (Processes, error) {
+	pids, err := c.cgroups.Pids(dir)
+	if err != nil {
+		return Processes{}, err
+	}
+	return countProcesses(c.procRoot, pids), nil
+}
 
 // CgroupChildren lists the cgroups directly below dir (see
 // Reader.Children).

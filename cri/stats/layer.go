@@ -24,12 +24,17 @@ const DefaultLayerTTL = 5 * time.Second
 // with a huge tree is walked less often instead of costing every call.
 const walkShare = 50
 
-// LayerUsage is the disk space a directory tree takes.
+// LayerUsage is the disk space a directory tree takes, and what the file
+// system holding it has (statfs, at the same moment).
 type LayerUsage struct {
 	Mountpoint string // of the file system holding the tree
+	Device     string // that file system's source, as mounted (/dev/vda1)
 	Bytes      uint64 // allocated blocks, each hard-linked inode once
 	Inodes     uint64 // the directory itself included
-	Time       time.Time
+	// FSBytes is the file system's size; FSInodes and FSInodesFree its
+	// inodes, all and unused.
+	FSBytes, FSInodes, FSInodesFree uint64
+	Time                            time.Time
 }
 
 // Layers measures directory trees (containers' overlay upper
@@ -44,9 +49,12 @@ type Layers struct {
 
 	mu        sync.Mutex
 	cache     map[string]layerEntry
-	mounts    map[string]string // parent directory → mount point
+	mounts    map[string]mount // parent directory → its mount
 	lastSweep time.Time
 }
+
+// mount is the mount holding a directory.
+type mount struct{ point, source string }
 
 type layerEntry struct {
 	usage   LayerUsage
@@ -55,7 +63,7 @@ type layerEntry struct {
 
 // NewLayers returns a Layers trusting a measurement for ttl (at least).
 func NewLayers(ttl time.Duration, now func() time.Time) *Layers {
-	return &Layers{ttl: ttl, now: now, cache: map[string]layerEntry{}, mounts: map[string]string{}}
+	return &Layers{ttl: ttl, now: now, cache: map[string]layerEntry{}, mounts: map[string]mount{}}
 }
 
 // Usage returns the usage of the tree at dir, measured at most a TTL ago.
@@ -93,12 +101,24 @@ func (l *Layers) measure(dir string) (LayerUsage, error) {
 	if err != nil {
 		return LayerUsage{}, fmt.Errorf("disk usage of %s: %w", dir, err)
 	}
-	mp, err := l.mountpoint(filepath.Dir(dir))
+	mnt, err := l.mount(filepath.Dir(dir))
 	if err != nil {
 		return LayerUsage{}, err
 	}
+	var fsStat syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fsStat); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			l.Forget(dir)
+			return LayerUsage{}, errdefs.NotFound("%s does not exist", dir)
+		}
+		return LayerUsage{}, fmt.Errorf("statfs %s: %w", dir, err)
+	}
 	end := l.now()
-	u := LayerUsage{Mountpoint: mp, Bytes: bytes, Inodes: inodes, Time: end}
+	u := LayerUsage{
+		Mountpoint: mnt.point, Device: mnt.source, Bytes: bytes, Inodes: inodes, Time: end,
+		FSBytes:  fsStat.Blocks * uint64(fsStat.Bsize),
+		FSInodes: fsStat.Files, FSInodesFree: fsStat.Ffree,
+	}
 	ttl := max(l.ttl, walkShare*end.Sub(start))
 	l.mu.Lock()
 	l.cache[dir] = layerEntry{usage: u, expires: end.Add(ttl)}
@@ -106,36 +126,37 @@ func (l *Layers) measure(dir string) (LayerUsage, error) {
 	return u, nil
 }
 
-// mountpoint returns (and remembers) the mount point holding dir: the
-// longest mount point that is dir or one of its parents. Containers'
-// directories share one parent, so this reads the mount table once.
-func (l *Layers) mountpoint(dir string) (string, error) {
+// mount returns (and remembers) the mount holding dir: the one on the
+// longest mount point that is dir or one of its parents, the last of
+// them if several are stacked there. Containers' directories share one
+// parent, so this reads the mount table once.
+func (l *Layers) mount(dir string) (mount, error) {
 	l.mu.Lock()
-	mp, ok := l.mounts[dir]
+	m, ok := l.mounts[dir]
 	l.mu.Unlock()
 	if ok {
-		return mp, nil
+		return m, nil
 	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", fmt.Errorf("mount point of %s: %w", dir, err)
+		return mount{}, fmt.Errorf("mount point of %s: %w", dir, err)
 	}
 	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
 		return !(m.Mountpoint == "/" || real == m.Mountpoint || strings.HasPrefix(real, m.Mountpoint+"/")), false
 	})
 	if err != nil {
-		return "", fmt.Errorf("mount point of %s: %w", dir, err)
+		return mount{}, fmt.Errorf("mount point of %s: %w", dir, err)
 	}
-	mp = "/"
-	for _, m := range mounts {
-		if len(m.Mountpoint) > len(mp) {
-			mp = m.Mountpoint
+	m = mount{point: "/"}
+	for _, info := range mounts {
+		if len(info.Mountpoint) >= len(m.point) {
+			m = mount{point: info.Mountpoint, source: info.Source}
 		}
 	}
 	l.mu.Lock()
-	l.mounts[dir] = mp
+	l.mounts[dir] = m
 	l.mu.Unlock()
-	return mp, nil
+	return m, nil
 }
 
 // sweep drops measurements that expired long ago (their containers are

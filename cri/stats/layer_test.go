@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +56,14 @@ func TestLayersUsage(t *testing.T) {
 	}
 	if u.Mountpoint == "" || !strings.HasPrefix(upper, strings.TrimSuffix(u.Mountpoint, "/")+"/") {
 		t.Errorf("mount point %q does not hold %s", u.Mountpoint, upper)
+	}
+	var fsStat syscall.Statfs_t
+	if err := syscall.Statfs(upper, &fsStat); err != nil {
+		t.Fatal(err)
+	}
+	if u.Device == "" || u.FSBytes != fsStat.Blocks*uint64(fsStat.Bsize) || u.FSInodes != fsStat.Files || u.FSInodesFree > u.FSInodes {
+		t.Errorf("file system %q: %d bytes, %d inodes (%d free); statfs says %d bytes, %d inodes",
+			u.Device, u.FSBytes, u.FSInodes, u.FSInodesFree, fsStat.Blocks*uint64(fsStat.Bsize), fsStat.Files)
 	}
 	if !u.Time.Equal(t0) {
 		t.Errorf("time = %v, want %v", u.Time, t0)
