@@ -3,16 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/test/harness"
@@ -22,33 +16,16 @@ import (
 // `critest -benchmark` times, with p50/p90/p99 over samples runs, plus
 // ListContainerStats over 100 containers and the exec round trip.
 func opsBench(ctx context.Context, samples int) error {
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
 	small, err := harness.BusyboxImage(v1.Config{Cmd: []string{"sh"}, Env: []string{"BENCH=pull"}})
 	if err != nil {
 		return err
 	}
-	pullRef := host + "/bench/small:1"
-	ref, err := name.ParseReference(pullRef, name.Insecure)
-	if err != nil {
-		return err
-	}
-	if err := remote.Write(ref, small); err != nil {
-		return err
-	}
+	return withRegistry(ctx, small, "bench/small:1", func(d *harness.Daemon, ref name.Reference) error {
+		return opsFigures(ctx, d, ref.String(), samples)
+	})
+}
 
-	d, err := harness.NewDaemon()
-	if err != nil {
-		return err
-	}
-	defer d.Cleanup()
-	if err := d.SetRegistryConfig(fmt.Sprintf("registries:\n  %q:\n    insecure: true\n", host)); err != nil {
-		return err
-	}
-	if err := d.Start(ctx); err != nil {
-		return err
-	}
+func opsFigures(ctx context.Context, d *harness.Daemon, pullRef string, samples int) error {
 	if err := importBusybox(ctx, d); err != nil {
 		return err
 	}

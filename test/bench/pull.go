@@ -6,15 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -27,32 +23,16 @@ import (
 // in-process registry through berth, and the same image with
 // go-containerregistry straight to disk plus a plain unpack: the floor.
 func pullBench(ctx context.Context, size int64, layers int) error {
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
 	img, err := random.Image(size/int64(layers), int64(layers))
 	if err != nil {
 		return err
 	}
-	ref, err := name.ParseReference(host+"/bench/big:1", name.Insecure)
-	if err != nil {
-		return err
-	}
-	if err := remote.Write(ref, img); err != nil {
-		return err
-	}
+	return withRegistry(ctx, img, "bench/big:1", func(d *harness.Daemon, ref name.Reference) error {
+		return pullFigures(ctx, d, ref, size, layers)
+	})
+}
 
-	d, err := harness.NewDaemon()
-	if err != nil {
-		return err
-	}
-	defer d.Cleanup()
-	if err := d.SetRegistryConfig(fmt.Sprintf("registries:\n  %q:\n    insecure: true\n", host)); err != nil {
-		return err
-	}
-	if err := d.Start(ctx); err != nil {
-		return err
-	}
+func pullFigures(ctx context.Context, d *harness.Daemon, ref name.Reference, size int64, layers int) error {
 	start := time.Now()
 	if _, err := d.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref.String()}}); err != nil {
 		return fmt.Errorf("berth pull: %w", err)
