@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 func TestAliveTracksTheProcessNotThePid(t *testing.T) {
@@ -28,11 +29,16 @@ func TestAliveTracksTheProcessNotThePid(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Process{Pid: cmd.Process.Pid, StartTime: zstart}
+	deadline := time.Now().Add(10 * time.Second)
 	for p.Alive() {
 		fields, err := procStat(p.Pid)
 		if err != nil || fields[0] == "Z" {
 			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child never exited")
+		}
+		time.Sleep(time.Millisecond) // polling with a deadline
 	}
 	if p.Alive() {
 		t.Error("a zombie counts as alive")

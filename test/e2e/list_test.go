@@ -7,17 +7,33 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// filterFixture is two pods holding a container in each state: in pod a
+// one running and one created, in pod b one running and one exited. The
+// running ones are labelled container=run.
+type filterFixture struct {
+	a, b                            string // sandbox IDs
+	running, created, other, exited string // container IDs
+}
+
+func (e *env) filterFixture(prefix string) filterFixture {
+	e.t.Helper()
+	var f filterFixture
+	podA := e.podConfig(prefix + "-a")
+	f.a = e.runPod(podA)
+	podB := e.podConfig(prefix + "-b")
+	f.b = e.runPod(podB)
+	f.running = e.start(f.a, podA, containerConfig("run", []string{"sleep", "3600"}))
+	f.created = e.create(f.a, podA, containerConfig("made", []string{"true"}))
+	f.other = e.start(f.b, podB, containerConfig("run", []string{"sleep", "3600"}))
+	f.exited = e.start(f.b, podB, containerConfig("done", []string{"true"}))
+	e.waitExited(f.exited)
+	return f
+}
+
 func TestListContainersFilters(t *testing.T) {
 	e := newEnv(t)
-	podA := e.podConfig("list-a")
-	a := e.runPod(podA)
-	podB := e.podConfig("list-b")
-	b := e.runPod(podB)
-	running := e.start(a, podA, containerConfig("run", []string{"sleep", "3600"}))
-	created := e.create(a, podA, containerConfig("made", []string{"true"}))
-	other := e.start(b, podB, containerConfig("run", []string{"sleep", "3600"}))
-	exited := e.start(b, podB, containerConfig("done", []string{"true"}))
-	e.waitExited(exited)
+	f := e.filterFixture("list")
+	a, b, running, created, other, exited := f.a, f.b, f.running, f.created, f.other, f.exited
 
 	list := func(f *runtimeapi.ContainerFilter) []string {
 		t.Helper()

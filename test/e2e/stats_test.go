@@ -231,15 +231,8 @@ func TestStatsPodNetwork(t *testing.T) {
 // labels; containers not running report their attributes.
 func TestStatsFilters(t *testing.T) {
 	e := newEnv(t)
-	podA := e.podConfig("stats-a")
-	a := e.runPod(podA)
-	podB := e.podConfig("stats-b")
-	b := e.runPod(podB)
-	running := e.start(a, podA, containerConfig("run", []string{"sleep", "3600"}))
-	created := e.create(a, podA, containerConfig("made", []string{"true"}))
-	other := e.start(b, podB, containerConfig("run", []string{"sleep", "3600"}))
-	exited := e.start(b, podB, containerConfig("done", []string{"true"}))
-	e.waitExited(exited)
+	f := e.filterFixture("stats")
+	a, b, running, created, other, exited := f.a, f.b, f.running, f.created, f.other, f.exited
 
 	ids := func(list []*runtimeapi.ContainerStats) []string {
 		var out []string
