@@ -59,14 +59,25 @@ func (s *Store) LayerDirs(id string) ([]string, error) {
 	return dirs, nil
 }
 
+// IDMap shifts a rootfs into a user namespace: the layers, owned by host
+// IDs, are seen through idmapped mounts so that a file owned by host root
+// belongs to the namespace's root, and the container's own writes land in
+// the upper layer as the host IDs they map to (its root directory owned by
+// UID:GID, the host IDs of the namespace's root).
+type IDMap struct {
+	UserNS   string // a user namespace file, e.g. /proc/<pid>/ns/user
+	UID, GID uint32
+}
+
 // MountRootfs mounts the image's root file system for a container at
 // dir/rootfs: an overlay of the image's layers (read-only) with dir/upper
-// taking the container's writes (dir/work is overlayfs's scratch space). It
-// creates the directories as needed and returns dir/rootfs. If dir/rootfs is
-// already a mount point it returns at once, so a restarted daemon can call
-// it again for a container it finds. The mount lives until UnmountRootfs;
-// the layers it uses must be passed in inUse to Remove and Prune meanwhile.
-func (s *Store) MountRootfs(imageID, dir string) (rootfs string, err error) {
+// taking the container's writes (dir/work is overlayfs's scratch space),
+// shifted into a user namespace when idmap is set. It creates the
+// directories as needed and returns dir/rootfs. If dir/rootfs is already a
+// mount point it returns at once, so a restarted daemon can call it again
+// for a container it finds. The mount lives until UnmountRootfs; the layers
+// it uses must be passed in inUse to Remove and Prune meanwhile.
+func (s *Store) MountRootfs(imageID, dir string, idmap *IDMap) (rootfs string, err error) {
 	layers, err := s.LayerDirs(imageID)
 	if err != nil {
 		return "", err
@@ -84,6 +95,11 @@ func (s *Store) MountRootfs(imageID, dir string) (rootfs string, err error) {
 			return "", fmt.Errorf("mount rootfs: %w", err)
 		}
 	}
+	if idmap != nil {
+		if err := os.Chown(upper, int(idmap.UID), int(idmap.GID)); err != nil {
+			return "", fmt.Errorf("mount rootfs: %w", err)
+		}
+	}
 	if len(layers) == 0 {
 		// overlayfs needs a lower layer; an empty one adds nothing.
 		empty := filepath.Join(dir, lowerName)
@@ -93,7 +109,7 @@ func (s *Store) MountRootfs(imageID, dir string) (rootfs string, err error) {
 		layers = []string{empty}
 	}
 	slices.Reverse(layers) // overlayfs lists the top layer first
-	opts, done, err := overlayOptions(layers, upper, work)
+	opts, done, err := overlayOptions(layers, upper, work, idmap)
 	if err != nil {
 		return "", fmt.Errorf("mount rootfs at %s: %w", rootfs, err)
 	}
@@ -128,7 +144,7 @@ func (s *Store) MountReadOnly(imageID, dir string) (root string, err error) {
 	}
 	layers = append([]string{empty}, layers...)
 	slices.Reverse(layers) // overlayfs lists the top layer first
-	opts, done, err := overlayOptions(layers, "", "")
+	opts, done, err := overlayOptions(layers, "", "", nil)
 	if err != nil {
 		return "", fmt.Errorf("mount image %s read-only at %s: %w", imageID, root, err)
 	}
@@ -143,9 +159,11 @@ func (s *Store) MountReadOnly(imageID, dir string) (root string, err error) {
 // of it and splits it at ',' and ':', so when the plain paths do not fit or
 // contain those characters, each directory is opened and named by its short
 // /proc/self/fd path instead (resolved by the kernel during mount); done
-// closes those descriptors. With upper == "" the overlay is read-only and
-// work is ignored.
-func overlayOptions(lower []string, upper, work string) (opts string, done func(), err error) {
+// closes those descriptors. With idmap set, each lower layer is named by a
+// detached idmapped clone of its mount, which goes away with the
+// descriptor once the overlay holds it. With upper == "" the overlay is
+// read-only and work is ignored.
+func overlayOptions(lower []string, upper, work string, idmap *IDMap) (opts string, done func(), err error) {
 	format := func(lower []string, upper, work string) string {
 		if upper == "" {
 			return "lowerdir=" + strings.Join(lower, ":")
@@ -153,7 +171,8 @@ func overlayOptions(lower []string, upper, work string) (opts string, done func(
 		return "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work
 	}
 	plain := format(lower, upper, work)
-	if len(plain) < unix.Getpagesize() && !strings.ContainsAny(strings.Join(append(slices.Clone(lower), upper, work), ""), ",:\\") {
+	if idmap == nil && len(plain) < unix.Getpagesize() &&
+		!strings.ContainsAny(strings.Join(append(slices.Clone(lower), upper, work), ""), ",:\\") {
 		return plain, func() {}, nil
 	}
 	var fds []int
@@ -162,17 +181,38 @@ func overlayOptions(lower []string, upper, work string) (opts string, done func(
 			unix.Close(fd)
 		}
 	}
+	fdPath := func(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 	byFD := func(p string) (string, error) {
 		fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return "", fmt.Errorf("open %s: %w", p, err)
 		}
 		fds = append(fds, fd)
-		return "/proc/self/fd/" + strconv.Itoa(fd), nil
+		return fdPath(fd), nil
+	}
+	openLower := byFD
+	if idmap != nil {
+		userns, err := unix.Open(idmap.UserNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", nil, fmt.Errorf("open user namespace: %w", err)
+		}
+		defer unix.Close(userns)
+		openLower = func(p string) (string, error) {
+			fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+			if err != nil {
+				return "", fmt.Errorf("clone mount of %s: %w", p, err)
+			}
+			fds = append(fds, fd)
+			attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
+			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+				return "", fmt.Errorf("idmap %s: %w", p, err)
+			}
+			return fdPath(fd), nil
+		}
 	}
 	short := make([]string, len(lower))
 	for i, p := range lower {
-		if short[i], err = byFD(p); err != nil {
+		if short[i], err = openLower(p); err != nil {
 			done()
 			return "", nil, err
 		}

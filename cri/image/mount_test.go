@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,7 +25,7 @@ func mountRootfs(t *testing.T, s *Store, ref, dir string) string {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	rootfs, err := s.MountRootfs(ref, dir)
+	rootfs, err := s.MountRootfs(ref, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,7 @@ func TestMountRootfsAppliesWhiteouts(t *testing.T) {
 	}
 
 	// Mounting again is a no-op.
-	if again, err := s.MountRootfs("m:1", dir); err != nil || again != rootfs {
+	if again, err := s.MountRootfs("m:1", dir, nil); err != nil || again != rootfs {
 		t.Fatalf("second MountRootfs = %s, %v", again, err)
 	}
 	if n := mountCount(t, rootfs); n != 1 {
@@ -104,6 +106,65 @@ func TestMountRootfsAppliesWhiteouts(t *testing.T) {
 	// The layers are untouched by the unmount and removal.
 	if _, err := os.Stat(filepath.Join(dirs[0], "etc/motd")); err != nil {
 		t.Errorf("layer content gone after UnmountRootfs: %v", err)
+	}
+}
+
+func TestMountRootfsIDMapped(t *testing.T) {
+	requiresRoot(t)
+	const hostRoot = 300000
+	// A user namespace mapping its root to hostRoot, held by a process.
+	holder := exec.Command("sleep", "60")
+	holder.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostRoot, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostRoot, Size: 65536}},
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+
+	s := openStore(t)
+	mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{"m:1": buildImage(t, testConfig, baseLayer(t))}))
+	dir := filepath.Join(t.TempDir(), "ctr")
+	t.Cleanup(func() {
+		if err := UnmountRootfs(dir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	idmap := &IDMap{UserNS: fmt.Sprintf("/proc/%d/ns/user", holder.Process.Pid), UID: hostRoot, GID: hostRoot}
+	rootfs, err := s.MountRootfs("m:1", dir, idmap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) string {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+	want := fmt.Sprintf("%d:%d", hostRoot, hostRoot)
+	// The layer's root-owned files and the rootfs itself belong to the
+	// namespace's root; the layer on disk is unchanged.
+	for _, p := range []string{rootfs, filepath.Join(rootfs, "etc/motd")} {
+		if got := owner(p); got != want {
+			t.Errorf("%s owned by %s, want %s", p, got, want)
+		}
+	}
+	dirs, _ := s.LayerDirs("m:1")
+	if got := owner(filepath.Join(dirs[0], "etc/motd")); got != "0:0" {
+		t.Errorf("layer file owned by %s on disk, want 0:0", got)
+	}
+	// Only the overlay remains mounted: the idmapped layer clones are gone.
+	if n := mountCount(t, rootfs); n != 1 {
+		t.Errorf("%d mounts on rootfs, want 1", n)
+	}
+	if err := UnmountRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("container dir holds %v after UnmountRootfs", names)
 	}
 }
 

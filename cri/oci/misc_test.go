@@ -18,7 +18,7 @@ func TestPodSysctls(t *testing.T) {
 		"kernel.shm_rmid_forced":            "1",
 		"fs.mqueue.msg_max":                 "20",
 		"kernel.domainname":                 "example",
-	}, nsModes{pod, pod, pod})
+	}, nsModes{network: pod, pid: pod, ipc: pod})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +38,12 @@ func TestPodSysctls(t *testing.T) {
 		sysctl string
 		modes  nsModes
 	}{
-		{"net with host network", "net.core.somaxconn", nsModes{node, pod, pod}},
-		{"ipc with host ipc", "kernel.shmmax", nsModes{pod, pod, node}},
-		{"mqueue with host ipc", "fs.mqueue.queues_max", nsModes{pod, pod, node}},
-		{"uts with host network", "kernel.hostname", nsModes{node, pod, pod}},
-		{"not namespaced", "vm.swappiness", nsModes{pod, pod, pod}},
-		{"not namespaced kernel", "kernel.pid_max", nsModes{pod, pod, pod}},
+		{"net with host network", "net.core.somaxconn", nsModes{network: node, pid: pod, ipc: pod}},
+		{"ipc with host ipc", "kernel.shmmax", nsModes{network: pod, pid: pod, ipc: node}},
+		{"mqueue with host ipc", "fs.mqueue.queues_max", nsModes{network: pod, pid: pod, ipc: node}},
+		{"uts with host network", "kernel.hostname", nsModes{network: node, pid: pod, ipc: pod}},
+		{"not namespaced", "vm.swappiness", nsModes{network: pod, pid: pod, ipc: pod}},
+		{"not namespaced kernel", "kernel.pid_max", nsModes{network: pod, pid: pod, ipc: pod}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

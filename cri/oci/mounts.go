@@ -19,11 +19,20 @@ const (
 )
 
 // defaultMounts are the kernel filesystems every container sees. A
-// privileged container gets /sys and its cgroup tree writable.
-func defaultMounts(privileged bool) []specs.Mount {
+// privileged container gets /sys and its cgroup tree writable. In a user
+// namespace of its own a pod cannot mount sysfs (its network namespace
+// belongs to the node's user namespace), so /sys is the node's, bound
+// read-only.
+func defaultMounts(privileged, hostUsers bool) []specs.Mount {
 	sysMode := "ro"
 	if privileged {
 		sysMode = "rw"
+	}
+	sys := specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs",
+		Options: []string{"nosuid", "noexec", "nodev", sysMode}}
+	if !hostUsers {
+		sys = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys",
+			Options: []string{"rbind", propPrivate, "nosuid", "noexec", "nodev", "ro"}}
 	}
 	return []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc",
@@ -34,8 +43,7 @@ func defaultMounts(privileged bool) []specs.Mount {
 			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
 			Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs",
-			Options: []string{"nosuid", "noexec", "nodev", sysMode}},
+		sys,
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
 			Options: []string{"nosuid", "noexec", "nodev", "relatime", sysMode}},
 	}
@@ -129,7 +137,11 @@ func criMounts(mounts []*runtimeapi.Mount, imageSources map[int]string, resolve 
 			opts = append(opts, "rro")
 		}
 		opts = append(opts, m.GetMountOptions()...)
-		out = append(out, specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: resolved, Options: opts})
+		sm := specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: resolved, Options: opts}
+		if sm.UIDMappings, sm.GIDMappings, err = mountIDMaps(m, field); err != nil {
+			return nil, "", err
+		}
+		out = append(out, sm)
 	}
 	slices.SortStableFunc(out, func(a, b specs.Mount) int {
 		return depth(a.Destination) - depth(b.Destination)
@@ -166,6 +178,35 @@ func mountSource(m *runtimeapi.Mount, field, imageSource string, resolve func(st
 		return "", errdefs.InvalidArgument("%s.host_path: %w", field, err)
 	}
 	return resolved, nil
+}
+
+// mountIDMaps: a mount with uid and gid mappings becomes an idmapped bind
+// mount (runc makes it), so files owned by host IDs show as the mapped
+// container IDs.
+func mountIDMaps(m *runtimeapi.Mount, field string) (uids, gids []specs.LinuxIDMapping, err error) {
+	if len(m.GetUidMappings()) == 0 && len(m.GetGidMappings()) == 0 {
+		return nil, nil, nil
+	}
+	if len(m.GetUidMappings()) == 0 || len(m.GetGidMappings()) == 0 {
+		return nil, nil, errdefs.InvalidArgument("%s: an idmapped mount needs both uid_mappings and gid_mappings", field)
+	}
+	conv := func(ms []*runtimeapi.IDMapping, name string) ([]specs.LinuxIDMapping, error) {
+		out := make([]specs.LinuxIDMapping, 0, len(ms))
+		for i, x := range ms {
+			if x.GetLength() == 0 {
+				return nil, errdefs.InvalidArgument("%s.%s[%d]: length is 0", field, name, i)
+			}
+			out = append(out, specs.LinuxIDMapping{ContainerID: x.GetContainerId(), HostID: x.GetHostId(), Size: x.GetLength()})
+		}
+		return out, nil
+	}
+	if uids, err = conv(m.GetUidMappings(), "uid_mappings"); err != nil {
+		return nil, nil, err
+	}
+	if gids, err = conv(m.GetGidMappings(), "gid_mappings"); err != nil {
+		return nil, nil, err
+	}
+	return uids, gids, nil
 }
 
 func depth(p string) int {

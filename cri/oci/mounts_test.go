@@ -190,7 +190,7 @@ func TestFileMounts(t *testing.T) {
 
 func TestDefaultMounts(t *testing.T) {
 	for _, priv := range []bool{false, true} {
-		ms := defaultMounts(priv)
+		ms := defaultMounts(priv, true)
 		var dsts []string
 		for _, m := range ms {
 			dsts = append(dsts, m.Destination)
@@ -205,13 +205,13 @@ func TestDefaultMounts(t *testing.T) {
 			t.Errorf("destinations = %v, want %v", dsts, want)
 		}
 	}
-	dev := defaultMounts(false)[1]
+	dev := defaultMounts(false, true)[1]
 	for _, o := range []string{"nosuid", "strictatime", "mode=755", "size=65536k"} {
 		if !slices.Contains(dev.Options, o) {
 			t.Errorf("/dev lacks %s: %v", o, dev.Options)
 		}
 	}
-	pts := defaultMounts(false)[2]
+	pts := defaultMounts(false, true)[2]
 	for _, o := range []string{"newinstance", "ptmxmode=0666", "mode=0620", "gid=5"} {
 		if !slices.Contains(pts.Options, o) {
 			t.Errorf("/dev/pts lacks %s: %v", o, pts.Options)
@@ -220,7 +220,7 @@ func TestDefaultMounts(t *testing.T) {
 }
 
 func TestMergeMounts(t *testing.T) {
-	rt := append(defaultMounts(false), fileMounts(hostFiles{hosts: "/p/hosts", shm: "/p/shm"}, false)...)
+	rt := append(defaultMounts(false, true), fileMounts(hostFiles{hosts: "/p/hosts", shm: "/p/shm"}, false)...)
 	req := []specs.Mount{
 		{Destination: "/etc/hosts", Source: "/mine/hosts", Type: "bind"},
 		{Destination: "/dev", Source: "/host/dev", Type: "bind"},

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"github.com/berth-project/berth/cri/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -59,11 +61,7 @@ func ContainerSpec(in ContainerInput) (*specs.Spec, error) {
 		return nil, errdefs.InvalidArgument(
 			"linux.security_context.privileged: the pod sandbox was not created privileged")
 	}
-	nsOpts := sc.GetNamespaceOptions()
-	if nsOpts == nil {
-		nsOpts = in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	}
-	modes, err := modesOf(nsOpts)
+	modes, err := containerModes(sc.GetNamespaceOptions(), in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +89,31 @@ func ContainerSpec(in ContainerInput) (*specs.Spec, error) {
 		return nil, err
 	}
 	return spec, nil
+}
+
+// containerModes: a container's namespace options (the pod's when it has
+// none), except that it always shares the pod's user namespace: options
+// naming another one are refused rather than silently ignored.
+func containerModes(own, pod *runtimeapi.NamespaceOption) (nsModes, error) {
+	podModes, err := modesOf(pod)
+	if err != nil {
+		return nsModes{}, fmt.Errorf("sandbox: %w", err)
+	}
+	if own == nil {
+		return podModes, nil
+	}
+	if u := own.GetUsernsOptions(); u != nil && !proto.Equal(u, pod.GetUsernsOptions()) {
+		return nsModes{}, errdefs.InvalidArgument("%s: a container shares its pod's user namespace; "+
+			"these options differ from the pod's", usernsField)
+	}
+	modes, err := modesOf(&runtimeapi.NamespaceOption{
+		Network: own.GetNetwork(), Pid: own.GetPid(), Ipc: own.GetIpc(), TargetId: own.GetTargetId(),
+		UsernsOptions: pod.GetUsernsOptions(),
+	})
+	if err != nil {
+		return nsModes{}, err
+	}
+	return modes, nil
 }
 
 // containerProcess fills in what runs, as whom, where and with what
@@ -154,7 +177,7 @@ func containerMounts(spec *specs.Spec, in ContainerInput, modes nsModes, privile
 		resolvConf: in.ResolvConf, hosts: in.Hosts, hostname: in.HostnameFile,
 		shm: in.ShmPath, hostIPC: modes.hostIPC(),
 	}
-	runtimeMounts := append(defaultMounts(privileged), fileMounts(files, spec.Root.Readonly)...)
+	runtimeMounts := append(defaultMounts(privileged, modes.hostUsers()), fileMounts(files, spec.Root.Readonly)...)
 	spec.Mounts = mergeMounts(runtimeMounts, requested)
 	spec.Linux.RootfsPropagation = rootProp
 	return nil

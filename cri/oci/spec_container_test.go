@@ -262,3 +262,52 @@ func TestContainerSpecErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestContainerSpecUserNamespace(t *testing.T) {
+	m := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 200000, Length: 65536}}
+	userns := func() *runtimeapi.UserNamespace {
+		return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}
+	}
+	withPodUserns := func(in *ContainerInput) {
+		in.Sandbox.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{UsernsOptions: userns()}
+	}
+	// Options without userns (or the pod's own) join the pod's namespace.
+	for name, own := range map[string]*runtimeapi.UserNamespace{"none": nil, "the pod's": userns()} {
+		s := mustContainerSpec(t, containerInput(t, withPodUserns, func(in *ContainerInput) {
+			secCtx(in).NamespaceOptions.UsernsOptions = own
+		}))
+		if !slices.Contains(nsList(s.Linux.Namespaces), "user=/proc/4242/ns/user") {
+			t.Errorf("%s: namespaces = %v, want the pause process's user namespace", name, nsList(s.Linux.Namespaces))
+		}
+		if len(s.Linux.UIDMappings) != 0 {
+			t.Errorf("%s: mappings %v on a joined user namespace", name, s.Linux.UIDMappings)
+		}
+		if m, _ := findMount(s, "/sys"); m.Type != "bind" {
+			t.Errorf("%s: /sys = %+v, want a bind", name, m)
+		}
+	}
+	// Any other user namespace is refused.
+	_, err := ContainerSpec(containerInput(t, withPodUserns, func(in *ContainerInput) {
+		secCtx(in).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}
+	}))
+	wantInvalid(t, err, "userns_options", "pod's")
+}
+
+func TestContainerSpecIDMappedMount(t *testing.T) {
+	src := t.TempDir()
+	s := mustContainerSpec(t, containerInput(t, func(in *ContainerInput) {
+		in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: src,
+			UidMappings: []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 1000, Length: 10}},
+			GidMappings: []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 2000, Length: 10}}}}
+	}))
+	m, _ := findMount(s, "/data")
+	if !slices.Equal(m.UIDMappings, []specs.LinuxIDMapping{{HostID: 1000, Size: 10}}) ||
+		!slices.Equal(m.GIDMappings, []specs.LinuxIDMapping{{HostID: 2000, Size: 10}}) {
+		t.Errorf("/data = %+v", m)
+	}
+	_, err := ContainerSpec(containerInput(t, func(in *ContainerInput) {
+		in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: src,
+			UidMappings: []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 1000, Length: 10}}}}
+	}))
+	wantInvalid(t, err, "mounts[0]", "gid_mappings")
+}

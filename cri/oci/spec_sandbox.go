@@ -69,7 +69,10 @@ func SandboxSpec(in SandboxInput) (*specs.Spec, error) {
 		resolvConf: in.ResolvConf, hosts: in.Hosts, hostname: in.HostnameFile,
 		shm: in.ShmPath, hostIPC: modes.hostIPC(),
 	}
-	spec.Mounts = append(defaultMounts(sc.GetPrivileged()), fileMounts(files, sc.GetReadonlyRootfs())...)
+	if !modes.hostUsers() {
+		spec.Linux.UIDMappings, spec.Linux.GIDMappings = modes.userns.uids, modes.userns.gids
+	}
+	spec.Mounts = append(defaultMounts(sc.GetPrivileged(), modes.hostUsers()), fileMounts(files, sc.GetReadonlyRootfs())...)
 
 	// The pod's total resources bound the pause container too (overhead is
 	// the caller's business); its OOM score is fixed.

@@ -170,3 +170,25 @@ func TestSandboxSpecErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSandboxSpecUserNamespace(t *testing.T) {
+	m := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 200000, Length: 65536}}
+	s, err := SandboxSpec(sandboxInput(func(in *SandboxInput) {
+		in.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: pod, Uids: m, Gids: m}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	if !slices.Equal(s.Linux.UIDMappings, want) || !slices.Equal(s.Linux.GIDMappings, want) {
+		t.Errorf("mappings uid %v gid %v, want %v", s.Linux.UIDMappings, s.Linux.GIDMappings, want)
+	}
+	if !slices.Contains(nsList(s.Linux.Namespaces), "user") {
+		t.Errorf("namespaces = %v, want a new user namespace", nsList(s.Linux.Namespaces))
+	}
+	// sysfs cannot be mounted from a user namespace that does not own the
+	// network namespace: the node's /sys is bound read-only instead.
+	if m, _ := findMount(s, "/sys"); m.Type != "bind" || m.Source != "/sys" || !slices.Contains(m.Options, "ro") {
+		t.Errorf("/sys = %+v, want a read-only bind of the node's", m)
+	}
+}

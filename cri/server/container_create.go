@@ -74,11 +74,11 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	u.add(func(context.Context) { s.store.ReleaseName(key, id) })
 
 	dir := s.store.ContainerDir(id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirTraversable(dir); err != nil {
 		return nil, err
 	}
 	u.add(func(context.Context) { atomicfile.RemoveAll(dir) })
-	rootfs, err := s.images.MountRootfs(img.ID, dir)
+	rootfs, err := s.images.MountRootfs(img.ID, dir, rootfsIDMap(sb.Config(), sbStatus.Pid))
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
@@ -143,6 +143,17 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
 	s.log.Info("container created", "container", id, "name", cfg.GetMetadata().GetName(), "sandbox", sb.Meta.ID, "image", img.ID)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// rootfsIDMap: in a pod with its own user namespace (hostUsers: false) the
+// rootfs is shifted into the pause process's namespace, so that the image's
+// root-owned files belong to the pod's root.
+func rootfsIDMap(sb *runtimeapi.PodSandboxConfig, pausePID int) *image.IDMap {
+	uid, gid, ok := podRoot(sb)
+	if !ok {
+		return nil
+	}
+	return &image.IDMap{UserNS: fmt.Sprintf("/proc/%d/ns/user", pausePID), UID: uid, GID: gid}
 }
 
 // containerStopSignal is the signal StopContainer sends first: the one the

@@ -78,7 +78,7 @@ func (s *Service) mountImageVolumes(dir string, mounts []*runtimeapi.Mount, imgs
 	if len(imgs) == 0 {
 		return nil, nil, nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, imageVolsName), 0o700); err != nil {
+	if err := mkdirTraversable(filepath.Join(dir, imageVolsName)); err != nil {
 		return nil, nil, fmt.Errorf("image volumes: %w", err)
 	}
 	var vols []store.ImageVolume

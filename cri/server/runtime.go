@@ -34,7 +34,7 @@ func (s *Service) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*r
 		networkReady.Message = "berth: network plugin is not ready: " + err.Error()
 	}
 	// The default handler ("") and its name "runc" are one and the same.
-	features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}
+	features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: true}
 	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeReady, networkReady}},
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{

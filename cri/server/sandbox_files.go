@@ -65,7 +65,26 @@ func writeSandboxFiles(dir string, cfg *runtimeapi.PodSandboxConfig, hostNetwork
 	if err := atomicfile.WriteFile(f.resolvConf, resolv, 0o644); err != nil {
 		return f, err
 	}
+	// In its own user namespace the pod's root may edit them, as elsewhere.
+	if uid, gid, ok := podRoot(cfg); ok {
+		for _, p := range []string{f.hostname, f.hosts, f.resolvConf} {
+			if err := os.Chown(p, int(uid), int(gid)); err != nil {
+				return f, err
+			}
+		}
+	}
 	return f, nil
+}
+
+// podRoot is the host user and group of a pod's root when the pod has a
+// user namespace of its own (hostUsers: false). The options were checked
+// when the sandbox was created.
+func podRoot(cfg *runtimeapi.PodSandboxConfig) (uid, gid uint32, ok bool) {
+	u := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	if u == nil || u.GetMode() != runtimeapi.NamespaceMode_POD || len(u.GetUids()) == 0 || len(u.GetGids()) == 0 {
+		return 0, 0, false
+	}
+	return u.GetUids()[0].GetHostId(), u.GetGids()[0].GetHostId(), true
 }
 
 // resolvConf renders the pod's DNSConfig, or copies the node's file when

@@ -32,6 +32,11 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	if h := req.GetRuntimeHandler(); h != "" && h != "runc" {
 		return nil, errdefs.InvalidArgument("runtime_handler %q is not configured (berth knows \"runc\")", h)
 	}
+	if _, _, ok := podRoot(cfg); ok {
+		if err := s.checkTraversable(); err != nil {
+			return nil, err
+		}
+	}
 	parent := cfg.GetLinux().GetCgroupParent()
 	if parent == "" {
 		parent = s.cfg.CgroupDriver.DefaultParent()
@@ -52,7 +57,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	dir := s.store.SandboxDir(id)
 	stateDir := s.sandboxStateDir(id)
 	for _, d := range []string{dir, stateDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := mkdirTraversable(d); err != nil {
 			return nil, err
 		}
 	}
@@ -166,6 +171,30 @@ func (s *Service) setupNetwork(ctx context.Context, meta *store.SandboxMeta, u *
 	}
 	u.add(func(ctx context.Context) { s.network.Teardown(ctx, att) })
 	return res.IPs, nil
+}
+
+// checkTraversable: the root of a pod with its own user namespace is an
+// unprivileged host user, and runc, acting as it, must walk down to the
+// pod's rootfs and files below --root and --state. A directory above them
+// that others may not search (a 0700 temporary directory, say) fails deep in
+// runc with a bare "permission denied"; this names it instead.
+func (s *Service) checkTraversable() error {
+	for _, dir := range []string{s.cfg.Root, s.cfg.State} {
+		for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err != nil {
+				return err
+			}
+			if fi.Mode().Perm()&0o001 == 0 {
+				return errdefs.FailedPrecondition("user namespaces need %s to be searchable by other users "+
+					"(mode %v; chmod o+x), since the pod's root is an unprivileged host user", d, fi.Mode().Perm())
+			}
+			if d == "/" {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {

@@ -36,7 +36,7 @@ type images interface {
 	List() []image.Image
 	Remove(ref string, inUse map[string]bool) error
 	Prune(inUse map[string]bool) error
-	MountRootfs(imageID, dir string) (string, error)
+	MountRootfs(imageID, dir string, idmap *image.IDMap) (string, error)
 	MountReadOnly(imageID, dir string) (string, error)
 	FsInfo() (mountpoint string, usedBytes, inodesUsed uint64, err error)
 	Import(path string) ([]image.Image, error)
@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	for _, d := range []string{cfg.Root, cfg.State, filepath.Join(cfg.State, "shims"), filepath.Join(cfg.State, "netns"), filepath.Join(cfg.State, "sandboxes"), cfg.Runc.Root} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := mkdirTraversable(d); err != nil {
 			return nil, fmt.Errorf("prepare %s: %w", d, err)
 		}
 	}
@@ -162,6 +162,15 @@ func preparePauseRootfs(root, pauseBinary string) (string, error) {
 			return "", fmt.Errorf("pause rootfs: %w", err)
 		}
 	}
+	// runc makes missing mount points as the pod's root, which in a user
+	// namespace of its own may not write here.
+	for _, f := range []string{"etc/resolv.conf", "etc/hosts", "etc/hostname"} {
+		fd, err := os.OpenFile(filepath.Join(rootfs, f), os.O_CREATE|os.O_RDONLY, 0o644)
+		if err != nil {
+			return "", fmt.Errorf("pause rootfs: %w", err)
+		}
+		fd.Close()
+	}
 	data, err := os.ReadFile(pauseBinary)
 	if err != nil {
 		return "", fmt.Errorf("pause binary: %w", err)
@@ -178,6 +187,17 @@ func preparePauseRootfs(root, pauseBinary string) (string, error) {
 		return "", fmt.Errorf("pause rootfs: %w", err)
 	}
 	return rootfs, nil
+}
+
+// mkdirTraversable makes dir (and its parents) with mode 0711, also when it
+// exists: the root of a pod with its own user namespace is an unprivileged
+// host user, and runc, acting as it, must reach the rootfs and the mount
+// sources below these directories. Their entries stay unlisted.
+func mkdirTraversable(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o711)
 }
 
 // newID returns a random 64-hex-digit ID, as containerd's.

@@ -24,8 +24,13 @@ type Store struct {
 
 // New returns an empty store rooted at root, creating its directories.
 func New(root string) (*Store, error) {
+	// 0711: the root of a pod in its own user namespace is an unprivileged
+	// host user that runc must let reach the rootfs and files below.
 	for _, d := range []string{"sandboxes", "containers"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(filepath.Join(root, d), 0o711); err != nil {
 			return nil, err
 		}
 	}

@@ -72,6 +72,11 @@ func NewDaemon() (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// As /var/lib is for an installed berthd: a pod with its own user
+	// namespace needs to reach its rootfs below.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	suffix := randHex(4)
 	d := &Daemon{
 		Bin:     bin,
