@@ -23,9 +23,12 @@ import (
 	"github.com/berth-project/berth/cri/server"
 )
 
-const usage = `usage: berthctl [--cri-socket PATH] [--timeout D] COMMAND
+const usage = `usage: berthctl [--cri-socket PATH] [--api-socket PATH] [--timeout D] COMMAND
 
 commands:
+  pods [-o wide|json]                           the agent's pods and their status
+  manifests                                     each manifest file: its pods, or why it was refused
+  validate [--node-name NAME] FILE...           check pod manifests as the agent would, without running them
   images import FILE                            import an OCI image-layout or docker-archive tarball
   images export [--format docker|oci] -o FILE IMAGE...   write images to a tarball
 `
@@ -41,11 +44,22 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("berthctl", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	socket := fs.String("cri-socket", "/run/berth/berth.sock", "berthd's socket")
+	apiSocket := fs.String("api-socket", "/run/berth/api.sock", "the agent's local API socket")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for berthd")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	rest := fs.Args()
+	if len(rest) > 0 {
+		switch rest[0] {
+		case "pods":
+			return listPods(*apiSocket, rest[1:])
+		case "manifests":
+			return listManifests(*apiSocket)
+		case "validate":
+			return validate(rest[1:])
+		}
+	}
 	if len(rest) < 2 || rest[0] != "images" {
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", strings.Join(rest, " "))

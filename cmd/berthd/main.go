@@ -58,6 +58,13 @@ func run() error {
 	fs.IntVar(&cfg.ImageGCLowThresholdPercent, "image-gc-low-threshold", cfg.ImageGCLowThresholdPercent, "image filesystem usage percent image garbage collection frees down to")
 	fs.DurationVar(&cfg.ImageMinimumGCAge.Duration, "minimum-image-ttl-duration", cfg.ImageMinimumGCAge.Duration, "minimum age of an unused image before it may be garbage collected")
 	fs.StringVar(&cfg.StreamingAddress, "streaming-address", cfg.StreamingAddress, "host:port of the exec/attach/port-forward streaming server (port 0: a free port)")
+	fs.StringVar(&cfg.StaticPodPath, "pod-manifest-path", cfg.StaticPodPath, "directory of static pod manifests (\"\": no agent, only the CRI runtime)")
+	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name appended to static pod names (default: the host name)")
+	fs.StringVar(&cfg.PodLogsDir, "pod-logs-dir", cfg.PodLogsDir, "directory of the pods' container logs")
+	fs.StringVar(&cfg.APISocket, "api-socket", cfg.APISocket, "unix socket of the read-only local API (default: <state>/api.sock)")
+	fs.StringVar(&cfg.APIAddress, "api-address", cfg.APIAddress, "host:port to also serve the local API on")
+	fs.StringVar(&cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", cfg.ContainerRuntimeEndpoint, "CRI endpoint the agent drives (default: berthd's own)")
+	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -121,6 +128,20 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.ImageMinimumGCAge = from.ImageMinimumGCAge
 	case "streaming-address":
 		cfg.StreamingAddress = from.StreamingAddress
+	case "pod-manifest-path":
+		cfg.StaticPodPath = from.StaticPodPath
+	case "node-name":
+		cfg.NodeName = from.NodeName
+	case "pod-logs-dir":
+		cfg.PodLogsDir = from.PodLogsDir
+	case "api-socket":
+		cfg.APISocket = from.APISocket
+	case "api-address":
+		cfg.APIAddress = from.APIAddress
+	case "container-runtime-endpoint":
+		cfg.ContainerRuntimeEndpoint = from.ContainerRuntimeEndpoint
+	case "cgroup-root":
+		cfg.CgroupRoot = from.CgroupRoot
 	}
 }
 
@@ -185,6 +206,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	l, err := listenSocket(cfg.CRISocket)
 	if err != nil {
 		return err
+	}
+	if cfg.StaticPodPath != "" {
+		if err := startAgent(ctx, cfg, log.With("component", "agent")); err != nil {
+			return err
+		}
 	}
 	go gc.Run(ctx)  // returns when ctx ends
 	go svc.Run(ctx) // exit watchers and event streams; returns when ctx ends

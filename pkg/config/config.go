@@ -37,6 +37,22 @@ type Config struct {
 	// StreamingAddress is the host:port of the exec/attach/port-forward
 	// server; port 0 picks a free one. The URLs handed out name it.
 	StreamingAddress string `json:"streamingAddress"`
+
+	// The agent. StaticPodPath "" turns it off (berthd is then only a CRI
+	// runtime).
+	StaticPodPath string `json:"staticPodPath"`
+	// NodeName is appended to static pod names; "" means the host name.
+	NodeName   string `json:"nodeName"`
+	PodLogsDir string `json:"podLogsDir"`
+	// APISocket serves the read-only local API; "" means <state>/api.sock.
+	APISocket string `json:"apiSocket"`
+	// APIAddress also serves it on TCP (host:port); "" means not at all.
+	APIAddress string `json:"apiAddress"`
+	// ContainerRuntimeEndpoint is the CRI the agent drives; "" means
+	// berthd's own (unix://<criSocket>).
+	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
+	// CgroupRoot is the root of the pods' QoS cgroup hierarchy.
+	CgroupRoot string `json:"cgroupRoot"`
 }
 
 // DefaultRegistryConfig is where berthd looks for a registry configuration.
@@ -85,6 +101,10 @@ func Default() Config {
 		ImageGCLowThresholdPercent:  80,
 		ImageMinimumGCAge:           Duration{2 * time.Minute},
 		StreamingAddress:            "127.0.0.1:0",
+
+		StaticPodPath: "/etc/berth/manifests",
+		PodLogsDir:    "/var/log/pods",
+		CgroupRoot:    "kubepods",
 	}
 }
 

@@ -1,13 +1,17 @@
 // Command example is what `make run` starts next to berthd: it builds a
 // small busybox image from the host's busybox-static (no registry, no
-// internet), imports it into berthd and runs the example pod
-// example/hello, which serves its hostname over HTTP on port 8080.
+// internet) and imports it into berthd, whose agent then runs the static
+// pod of example/manifests/hello.yaml; it waits for the pod to run and
+// says how to reach it.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/server"
@@ -26,14 +31,15 @@ const image = "berth.example/busybox:1"
 
 func main() {
 	socket := flag.String("cri-socket", "/run/berth/berth.sock", "berthd's socket")
+	apiSocket := flag.String("api-socket", "/run/berth/api.sock", "the agent's API socket")
 	flag.Parse()
-	if err := run(*socket); err != nil {
+	if err := run(*socket, *apiSocket); err != nil {
 		fmt.Fprintln(os.Stderr, "example:", err)
 		os.Exit(1)
 	}
 }
 
-func run(socket string) error {
+func run(socket, apiSocket string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -70,48 +76,36 @@ func run(socket string) error {
 		return fmt.Errorf("import: %w", err)
 	}
 
-	// A previous `make run` left its example pod running: replace it.
-	label := map[string]string{"berth.example": "hello"}
-	old, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: label}})
-	if err != nil {
-		return err
-	}
-	for _, p := range old.GetItems() {
-		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.GetId()}); err != nil {
-			return err
+	fmt.Printf("imported %s; the agent runs example/manifests/hello.yaml with it\n", image)
+	return waitRunning(ctx, apiSocket)
+}
+
+// waitRunning polls the agent's API until the example pod runs, then says
+// how to reach and inspect it.
+func waitRunning(ctx context.Context, apiSocket string) error {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", apiSocket)
+		},
+	}}
+	for {
+		var list corev1.PodList
+		resp, err := client.Get("http://berth/pods")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&list)
+			resp.Body.Close()
+		}
+		for _, p := range list.Items {
+			if p.Labels["app"] == "hello" && p.Status.Phase == corev1.PodRunning {
+				fmt.Printf("pod %s running: curl http://%s:8080/\n", p.Name, p.Status.PodIP)
+				fmt.Printf("see it with: bin/berthctl pods   or   crictl --runtime-endpoint unix:///run/berth/berth.sock ps\n")
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("example pod not running yet (last error: %v); see bin/berthctl pods", err)
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	pod := &runtimeapi.PodSandboxConfig{
-		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "hello", Namespace: "example", Uid: fmt.Sprintf("example-%d", time.Now().Unix())},
-		Hostname:     "hello",
-		LogDirectory: "/var/log/pods/example_hello",
-		Labels:       label,
-	}
-	sb, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
-	if err != nil {
-		return err
-	}
-	ctr, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
-		PodSandboxId:  sb.GetPodSandboxId(),
-		SandboxConfig: pod,
-		Config: &runtimeapi.ContainerConfig{
-			Metadata: &runtimeapi.ContainerMetadata{Name: "web"},
-			Image:    &runtimeapi.ImageSpec{Image: image},
-			Command:  []string{"sh", "-c", "mkdir -p /www && hostname > /www/index.html && echo serving on :8080 && exec httpd -f -p 8080 -h /www"},
-			LogPath:  "web/0.log",
-		},
-	})
-	if err != nil {
-		return err
-	}
-	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: ctr.GetContainerId()}); err != nil {
-		return err
-	}
-	st, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb.GetPodSandboxId()})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("example pod %s running: curl http://%s:8080/  (crictl --runtime-endpoint unix://%s ps)\n",
-		sb.GetPodSandboxId()[:12], st.GetStatus().GetNetwork().GetIp(), socket)
-	return nil
 }

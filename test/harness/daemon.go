@@ -29,15 +29,19 @@ import (
 
 // Daemon is one berthd started from the repository's bin/.
 type Daemon struct {
-	Bin     string // the repository's bin/
-	Dir     string // everything of this run lives below it
-	Socket  string
-	Root    string
-	State   string
-	LogDir  string // pods' log directories go here
-	Bridge  string
-	Subnet  string
-	Network string // CNI network name
+	Bin    string // the repository's bin/
+	Dir    string // everything of this run lives below it
+	Socket string
+	Root   string
+	State  string
+	LogDir string // pods' log directories go here
+	// Manifests is the agent's static pod directory; APISocket its API.
+	Manifests string
+	APISocket string
+	NodeName  string
+	Bridge    string
+	Subnet    string
+	Network   string // CNI network name
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -79,15 +83,19 @@ func NewDaemon() (*Daemon, error) {
 	}
 	suffix := randHex(4)
 	d := &Daemon{
-		Bin:     bin,
-		Dir:     dir,
-		Socket:  filepath.Join(dir, "b.sock"),
-		Root:    filepath.Join(dir, "root"),
-		State:   filepath.Join(dir, "state"),
-		LogDir:  filepath.Join(dir, "logs"),
-		Bridge:  "bt" + suffix,
-		Network: "berth-test-" + suffix,
-		Subnet:  randomSubnet(),
+		Bin:    bin,
+		Dir:    dir,
+		Socket: filepath.Join(dir, "b.sock"),
+		Root:   filepath.Join(dir, "root"),
+		State:  filepath.Join(dir, "state"),
+		LogDir: filepath.Join(dir, "logs"),
+
+		Manifests: filepath.Join(dir, "manifests"),
+		APISocket: filepath.Join(dir, "api.sock"),
+		NodeName:  "node-" + suffix,
+		Bridge:    "bt" + suffix,
+		Network:   "berth-test-" + suffix,
+		Subnet:    randomSubnet(),
 	}
 	conf, err := cniplugins.Conflist(cniplugins.Options{
 		Name:    d.Network,
@@ -121,7 +129,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	defer logf.Close()
 	cmd := exec.Command(filepath.Join(d.Bin, "berthd"),
 		"--cri-socket", d.Socket, "--root", d.Root, "--state", d.State,
-		"--cni-conf-dir", d.confDir(), "--log-level", "debug")
+		"--cni-conf-dir", d.confDir(), "--log-level", "debug",
+		"--pod-manifest-path", d.Manifests, "--pod-logs-dir", d.LogDir,
+		"--api-socket", d.APISocket, "--node-name", d.NodeName)
 	cmd.Args = append(cmd.Args, d.extraArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -196,6 +206,16 @@ func (d *Daemon) Cleanup() error {
 	var errs []error
 	if d.cmd != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		// The agent would recreate its pods: take its manifests away first
+		// and let it tear them down.
+		if entries, _ := os.ReadDir(d.Manifests); len(entries) > 0 {
+			for _, e := range entries {
+				os.RemoveAll(filepath.Join(d.Manifests, e.Name()))
+			}
+			if err := d.waitNoAgentPods(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if pods, err := d.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
 			for _, p := range pods.GetItems() {
 				if _, err := d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.GetId()}); err != nil {
@@ -216,6 +236,23 @@ func (d *Daemon) Cleanup() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// waitNoAgentPods waits until the agent has removed all its sandboxes.
+func (d *Daemon) waitNoAgentPods(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pods, err := d.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
+			Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"berth.io/managed": "true"}},
+		})
+		if err == nil && len(pods.GetItems()) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent pods still present after their manifests were removed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // LogPath is berthd's own log.

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/berth-project/berth/pkg/api"
+	"github.com/berth-project/berth/pkg/manifest"
+)
+
+// getAPI fetches path from the agent's API on its unix socket.
+func getAPI(socket, path string) ([]byte, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		},
+	}}
+	resp, err := client.Get("http://berth" + path)
+	if err != nil {
+		return nil, fmt.Errorf("agent API at %s: %w (is berthd running with its agent?)", socket, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("agent API %s: %s", path, resp.Status)
+	}
+	return body, nil
+}
+
+// listPods prints the pods as kubectl get pods does.
+func listPods(socket string, args []string) error {
+	fs := flag.NewFlagSet("pods", flag.ContinueOnError)
+	output := fs.String("o", "", "wide or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	body, err := getAPI(socket, "/pods")
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		_, err := os.Stdout.Write(body)
+		return err
+	}
+	var list v1.PodList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return fmt.Errorf("agent API /pods: %w", err)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+	header := "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tAGE"
+	if *output == "wide" {
+		header += "\tIP\tUID"
+	}
+	fmt.Fprintln(tw, header)
+	for _, p := range list.Items {
+		ready, restarts := 0, int32(0)
+		for _, c := range p.Status.ContainerStatuses {
+			if c.Ready {
+				ready++
+			}
+			restarts += c.RestartCount
+		}
+		age := "-"
+		if p.Status.StartTime != nil {
+			age = time.Since(p.Status.StartTime.Time).Round(time.Second).String()
+		}
+		line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, ready, len(p.Spec.Containers),
+			podReason(&p), restarts, age)
+		if *output == "wide" {
+			line += fmt.Sprintf("\t%s\t%s", orDash(p.Status.PodIP), p.UID)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+// podReason is the STATUS column: a waiting or failed container's reason
+// when there is one, else the phase, as kubectl shows it.
+func podReason(p *v1.Pod) string {
+	for _, c := range append(append([]v1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if w := c.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
+			return w.Reason
+		}
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if t := c.State.Terminated; t != nil && t.Reason != "" && p.Status.Phase != v1.PodSucceeded {
+			return t.Reason
+		}
+	}
+	return string(p.Status.Phase)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// listManifests prints each manifest file's outcome.
+func listManifests(socket string) error {
+	body, err := getAPI(socket, "/manifests")
+	if err != nil {
+		return err
+	}
+	var ms []api.Manifest
+	if err := json.Unmarshal(body, &ms); err != nil {
+		return fmt.Errorf("agent API /manifests: %w", err)
+	}
+	for _, m := range ms {
+		if m.Error != "" {
+			fmt.Printf("%s: INVALID\n  %s\n", m.File, strings.ReplaceAll(m.Error, "\n", "\n  "))
+			continue
+		}
+		var names []string
+		for _, p := range m.Pods {
+			names = append(names, p.Namespace+"/"+p.Name)
+		}
+		fmt.Printf("%s: %s\n", m.File, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// validate checks manifest files as the agent would read them.
+func validate(args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	node := fs.String("node-name", "", "node name for static pod names (default: the host name)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: berthctl validate [--node-name NAME] FILE")
+	}
+	if *node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		*node = strings.ToLower(h)
+	}
+	bad := 0
+	for _, path := range fs.Args() {
+		f := manifest.ReadFile(path, *node)
+		if f.Err != nil {
+			bad++
+			fmt.Printf("%s: INVALID\n  %s\n", path, strings.ReplaceAll(f.Err.Error(), "\n", "\n  "))
+			continue
+		}
+		for _, p := range f.Pods {
+			fmt.Printf("%s: ok: pod %s/%s (%d containers)\n", path, p.Namespace, p.Name, len(p.Spec.Containers))
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d files invalid", bad, fs.NArg())
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// podLabels are the labels that tie a CRI object to its pod.
+func podLabels(pod *v1.Pod) map[string]string {
+	return map[string]string{
+		labelPodName:      pod.Name,
+		labelPodNamespace: pod.Namespace,
+		labelPodUID:       string(pod.UID),
+		labelManaged:      "true",
+	}
+}
+
+// podLogDir is kubelet's /var/log/pods/<namespace>_<name>_<uid>.
+func podLogDir(root string, pod *v1.Pod) string {
+	return filepath.Join(root, pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+}
+
+// sandboxConfig is the CRI sandbox of a pod.
+func (w *worker) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+	labels := podLabels(pod)
+	for k, v := range pod.Labels {
+		if _, ours := labels[k]; !ours {
+			labels[k] = v
+		}
+	}
+	dns, err := dnsConfig(pod, w.m.cfg.ResolvConf)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{
+			Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt,
+		},
+		Hostname:     podHostname(pod),
+		LogDirectory: podLogDir(w.m.cfg.LogDir, pod),
+		DnsConfig:    dns,
+		PortMappings: portMappings(pod),
+		Labels:       labels,
+		Annotations:  pod.Annotations,
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent:    w.m.cgroupParent(pod),
+			SecurityContext: sandboxSecurity(pod),
+			Sysctls:         podSysctls(pod),
+		},
+	}, nil
+}
+
+// podHostname: spec.hostname, else the pod's name, cut to a DNS label.
+func podHostname(pod *v1.Pod) string {
+	h := pod.Spec.Hostname
+	if h == "" {
+		h = pod.Name
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
+}
+
+func portMappings(pod *v1.Pod) []*runtimeapi.PortMapping {
+	var out []*runtimeapi.PortMapping
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			proto := runtimeapi.Protocol_TCP
+			switch p.Protocol {
+			case v1.ProtocolUDP:
+				proto = runtimeapi.Protocol_UDP
+			case v1.ProtocolSCTP:
+				proto = runtimeapi.Protocol_SCTP
+			}
+			out = append(out, &runtimeapi.PortMapping{
+				Protocol: proto, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP,
+			})
+		}
+	}
+	return out
+}
+
+func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {
+	mode := func(host bool, otherwise runtimeapi.NamespaceMode) runtimeapi.NamespaceMode {
+		if host {
+			return runtimeapi.NamespaceMode_NODE
+		}
+		return otherwise
+	}
+	pid := runtimeapi.NamespaceMode_CONTAINER
+	if pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace {
+		pid = runtimeapi.NamespaceMode_POD
+	}
+	return &runtimeapi.NamespaceOption{
+		Network: mode(pod.Spec.HostNetwork, runtimeapi.NamespaceMode_POD),
+		Pid:     mode(pod.Spec.HostPID, pid),
+		Ipc:     mode(pod.Spec.HostIPC, runtimeapi.NamespaceMode_POD),
+	}
+}
+
+func sandboxSecurity(pod *v1.Pod) *runtimeapi.LinuxSandboxSecurityContext {
+	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaceOptions(pod)}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.RunAsUser != nil {
+			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
+			if psc.RunAsGroup != nil {
+				sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
+			}
+		}
+		sc.SupplementalGroups = psc.SupplementalGroups
+		if psc.FSGroup != nil {
+			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
+		}
+	}
+	for _, c := range allContainers(pod) {
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			sc.Privileged = true
+		}
+	}
+	return sc
+}
+
+func podSysctls(pod *v1.Pod) map[string]string {
+	if pod.Spec.SecurityContext == nil || len(pod.Spec.SecurityContext.Sysctls) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, s := range pod.Spec.SecurityContext.Sysctls {
+		out[s.Name] = s.Value
+	}
+	return out
+}
+
+// containerHash identifies a container's spec: a container whose hash
+// differs from its spec's is replaced.
+func containerHash(c *v1.Container) string {
+	data, _ := json.Marshal(c)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// containerConfig is the CRI config of one attempt of a container.
+func (w *worker) containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, backoffStep int, facts podFacts, mounts []*runtimeapi.Mount) (*runtimeapi.ContainerConfig, error) {
+	env, err := containerEnv(pod, c, facts)
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w", c.Name, err)
+	}
+	vals := map[string]string{}
+	for _, kv := range env {
+		vals[kv.Key] = string(kv.Value)
+	}
+	lookup := func(k string) (string, bool) { v, ok := vals[k]; return v, ok }
+	expandAll := func(in []string) []string {
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = expand(s, lookup)
+		}
+		return out
+	}
+	labels := podLabels(pod)
+	labels[labelContainerName] = c.Name
+	grace := int64(30)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return &runtimeapi.ContainerConfig{
+		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
+		Image:      &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
+		Command:    expandAll(c.Command),
+		Args:       expandAll(c.Args),
+		WorkingDir: c.WorkingDir,
+		Envs:       env,
+		Mounts:     mounts,
+		Labels:     labels,
+		Annotations: map[string]string{
+			annotationContainerHash: containerHash(c),
+			annotationRestartCount:  strconv.FormatUint(uint64(attempt), 10),
+			annotationGracePeriod:   strconv.FormatInt(grace, 10),
+			annotationBackoffStep:   strconv.Itoa(backoffStep),
+		},
+		LogPath:   filepath.Join(c.Name, strconv.FormatUint(uint64(attempt), 10)+".log"),
+		Stdin:     c.Stdin,
+		StdinOnce: c.StdinOnce,
+		Tty:       c.TTY,
+		Linux: &runtimeapi.LinuxContainerConfig{
+			Resources:       containerResources(pod, c, w.m.memoryCapacity),
+			SecurityContext: containerSecurity(pod, c),
+		},
+	}, nil
+}
+
+// containerSecurity merges the pod's and the container's security
+// contexts; the container's fields win.
+func containerSecurity(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
+	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaceOptions(pod)}
+	var runAsUser, runAsGroup *int64
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		runAsUser, runAsGroup = psc.RunAsUser, psc.RunAsGroup
+		sc.SupplementalGroups = psc.SupplementalGroups
+		if psc.FSGroup != nil {
+			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
+		}
+	}
+	if csc := c.SecurityContext; csc != nil {
+		if csc.RunAsUser != nil {
+			runAsUser = csc.RunAsUser
+		}
+		if csc.RunAsGroup != nil {
+			runAsGroup = csc.RunAsGroup
+		}
+		if csc.Privileged != nil {
+			sc.Privileged = *csc.Privileged
+		}
+		if csc.ReadOnlyRootFilesystem != nil {
+			sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
+		}
+		if csc.AllowPrivilegeEscalation != nil {
+			sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
+		}
+		if caps := csc.Capabilities; caps != nil {
+			sc.Capabilities = &runtimeapi.Capability{}
+			for _, a := range caps.Add {
+				sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(a))
+			}
+			for _, d := range caps.Drop {
+				sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(d))
+			}
+		}
+	}
+	if runAsUser != nil {
+		sc.RunAsUser = &runtimeapi.Int64Value{Value: *runAsUser}
+	}
+	if runAsGroup != nil && runAsUser != nil {
+		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *runAsGroup}
+	}
+	return sc
+}

@@ -1,0 +1,83 @@
+package agent
+
+import (
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// qosClass is the pod's QoS class, as Kubernetes computes it: Guaranteed
+// when every container limits CPU and memory and requests exactly that,
+// BestEffort when none requests or limits either, Burstable otherwise.
+func qosClass(pod *v1.Pod) v1.PodQOSClass {
+	any, guaranteed := false, true
+	for _, c := range allContainers(pod) {
+		for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+			req, hasReq := c.Resources.Requests[r]
+			lim, hasLim := c.Resources.Limits[r]
+			if (hasReq && !req.IsZero()) || (hasLim && !lim.IsZero()) {
+				any = true
+			}
+			if !hasLim || lim.IsZero() || (hasReq && req.Cmp(lim) != 0) {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case !any:
+		return v1.PodQOSBestEffort
+	case guaranteed:
+		return v1.PodQOSGuaranteed
+	}
+	return v1.PodQOSBurstable
+}
+
+func allContainers(pod *v1.Pod) []v1.Container {
+	return append(append([]v1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...)
+}
+
+// oomScoreAdj is kubelet's policy: Guaranteed pods are nearly never the OOM
+// killer's choice, BestEffort ones first, Burstable ones in between by the
+// share of the node's memory they request.
+func oomScoreAdj(qos v1.PodQOSClass, c *v1.Container, memoryCapacity int64) int64 {
+	switch qos {
+	case v1.PodQOSGuaranteed:
+		return -997
+	case v1.PodQOSBestEffort:
+		return 1000
+	}
+	req := c.Resources.Requests.Memory().Value()
+	if memoryCapacity <= 0 {
+		return 999
+	}
+	adj := 1000 - (1000*req)/memoryCapacity
+	return min(max(adj, 2), 999)
+}
+
+// CFS settings kubelet derives from CPU requests and limits.
+const (
+	minShares   = 2
+	quotaPeriod = 100000 // µs
+	minQuota    = 1000
+)
+
+// containerResources maps requests and limits to the CRI's Linux resources.
+func containerResources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *runtimeapi.LinuxContainerResources {
+	qos := qosClass(pod)
+	r := &runtimeapi.LinuxContainerResources{OomScoreAdj: oomScoreAdj(qos, c, memoryCapacity)}
+	cpuReq, cpuLim := c.Resources.Requests.Cpu(), c.Resources.Limits.Cpu()
+	if !cpuReq.IsZero() {
+		r.CpuShares = max(cpuReq.MilliValue()*1024/1000, minShares)
+	} else if !cpuLim.IsZero() {
+		r.CpuShares = max(cpuLim.MilliValue()*1024/1000, minShares)
+	} else {
+		r.CpuShares = minShares
+	}
+	if !cpuLim.IsZero() {
+		r.CpuPeriod = quotaPeriod
+		r.CpuQuota = max(cpuLim.MilliValue()*quotaPeriod/1000, minQuota)
+	}
+	if m := c.Resources.Limits.Memory(); !m.IsZero() {
+		r.MemoryLimitInBytes = m.Value()
+	}
+	return r
+}

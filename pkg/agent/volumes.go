@@ -1,0 +1,241 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// volumesDir is where a pod's emptyDir and downwardAPI volumes live.
+func (w *worker) volumesDir() string {
+	return filepath.Join(w.m.cfg.PodDir, string(w.uid), "volumes")
+}
+
+func (w *worker) volumePath(kind, name string) string {
+	return filepath.Join(w.volumesDir(), kind, name)
+}
+
+// prepareVolumes makes the pod's volumes before its sandbox exists:
+// emptyDirs (a size-limited tmpfs for medium Memory), hostPaths checked or
+// created per their type, downwardAPI files written.
+func (w *worker) prepareVolumes(pod *v1.Pod) error {
+	for _, v := range pod.Spec.Volumes {
+		var err error
+		switch {
+		case v.EmptyDir != nil:
+			err = w.prepareEmptyDir(v.Name, v.EmptyDir)
+		case v.HostPath != nil:
+			err = checkHostPath(v.HostPath)
+		case v.DownwardAPI != nil:
+			err = w.writeDownwardAPI(pod, v.Name, v.DownwardAPI)
+		default:
+			err = errors.New("unsupported volume source")
+		}
+		if err != nil {
+			return fmt.Errorf("volume %q: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+func (w *worker) prepareEmptyDir(name string, src *v1.EmptyDirVolumeSource) error {
+	dir := w.volumePath("empty-dir", name)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	// Anyone in the pod may write, whatever user it runs as, as kubelet has it.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return err
+	}
+	if src.Medium != v1.StorageMediumMemory {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.TMPFS_MAGIC {
+		return nil // mounted by an earlier pass
+	}
+	size := w.m.memoryCapacity
+	if src.SizeLimit != nil && !src.SizeLimit.IsZero() {
+		size = src.SizeLimit.Value()
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777,size="+strconv.FormatInt(size, 10)); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", err)
+	}
+	return nil
+}
+
+// checkHostPath applies the hostPath type: the *OrCreate types make what is
+// missing, the others require it to exist as that kind of file.
+func checkHostPath(hp *v1.HostPathVolumeSource) error {
+	typ := v1.HostPathUnset
+	if hp.Type != nil {
+		typ = *hp.Type
+	}
+	fi, err := os.Stat(hp.Path)
+	switch typ {
+	case v1.HostPathUnset:
+		return nil
+	case v1.HostPathDirectoryOrCreate:
+		if errors.Is(err, fs.ErrNotExist) {
+			return os.MkdirAll(hp.Path, 0o755)
+		}
+		if err == nil && !fi.IsDir() {
+			return fmt.Errorf("hostPath %s exists and is not a directory", hp.Path)
+		}
+		return err
+	case v1.HostPathFileOrCreate:
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(hp.Path), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(hp.Path, os.O_CREATE|os.O_RDONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+		if err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("hostPath %s exists and is not a file", hp.Path)
+		}
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("hostPath %s (type %s): %w", hp.Path, typ, err)
+	}
+	ok := map[v1.HostPathType]bool{
+		v1.HostPathDirectory: fi.IsDir(),
+		v1.HostPathFile:      fi.Mode().IsRegular(),
+		v1.HostPathSocket:    fi.Mode()&fs.ModeSocket != 0,
+		v1.HostPathCharDev:   fi.Mode()&fs.ModeCharDevice != 0,
+		v1.HostPathBlockDev:  fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0,
+	}[typ]
+	if !ok {
+		return fmt.Errorf("hostPath %s is not of type %s", hp.Path, typ)
+	}
+	return nil
+}
+
+// writeDownwardAPI writes the volume's files from the pod's metadata.
+func (w *worker) writeDownwardAPI(pod *v1.Pod, name string, src *v1.DownwardAPIVolumeSource) error {
+	dir := w.volumePath("downward-api", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if src.DefaultMode != nil {
+		mode = os.FileMode(*src.DefaultMode)
+	}
+	for _, item := range src.Items {
+		var val string
+		var err error
+		switch {
+		case item.FieldRef != nil:
+			val, err = fieldValue(pod, item.FieldRef.FieldPath, podFacts{})
+		case item.ResourceFieldRef != nil:
+			facts := podFacts{}
+			facts.nodeCPU.SetMilli(w.m.cpuCapacity)
+			facts.nodeMemory.Set(w.m.memoryCapacity)
+			val, err = resourceValue(pod, "", item.ResourceFieldRef, facts)
+		}
+		if err != nil {
+			return fmt.Errorf("item %s: %w", item.Path, err)
+		}
+		p, err := securejoin.SecureJoin(dir, item.Path)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		m := mode
+		if item.Mode != nil {
+			m = os.FileMode(*item.Mode)
+		}
+		if err := os.WriteFile(p, []byte(val), m); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containerMounts binds the container's volume mounts.
+func (w *worker) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mount, error) {
+	vols := map[string]v1.Volume{}
+	for _, v := range pod.Spec.Volumes {
+		vols[v.Name] = v
+	}
+	var out []*runtimeapi.Mount
+	for _, vm := range c.VolumeMounts {
+		v, ok := vols[vm.Name]
+		if !ok {
+			return nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
+		}
+		var src string
+		readOnly := vm.ReadOnly
+		switch {
+		case v.EmptyDir != nil:
+			src = w.volumePath("empty-dir", v.Name)
+		case v.HostPath != nil:
+			src = v.HostPath.Path
+		case v.DownwardAPI != nil:
+			src, readOnly = w.volumePath("downward-api", v.Name), true
+		default:
+			return nil, fmt.Errorf("volume %q: unsupported source", v.Name)
+		}
+		if vm.SubPath != "" {
+			sub, err := securejoin.SecureJoin(src, vm.SubPath)
+			if err != nil {
+				return nil, fmt.Errorf("volumeMount %q subPath %q: %w", vm.Name, vm.SubPath, err)
+			}
+			// A missing sub path of a directory volume is created, as kubelet does.
+			if _, err := os.Lstat(sub); errors.Is(err, fs.ErrNotExist) {
+				if err := os.MkdirAll(sub, 0o755); err != nil {
+					return nil, fmt.Errorf("volumeMount %q subPath: %w", vm.Name, err)
+				}
+			}
+			src = sub
+		}
+		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: src, Readonly: readOnly}
+		if vm.MountPropagation != nil {
+			switch *vm.MountPropagation {
+			case v1.MountPropagationHostToContainer:
+				m.Propagation = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+			case v1.MountPropagationBidirectional:
+				m.Propagation = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// removeVolumes unmounts memory-backed emptyDirs and deletes the pod's
+// volume directory. hostPaths are the node's and stay.
+func (w *worker) removeVolumes() {
+	dir := filepath.Join(w.m.cfg.PodDir, string(w.uid))
+	if w.m.cfg.PodDir == "" {
+		return
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "volumes", "empty-dir"))
+	for _, e := range entries {
+		p := filepath.Join(dir, "volumes", "empty-dir", e.Name())
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			w.m.cfg.Log.Warn("unmount emptyDir", "path", p, "err", err)
+			return // never delete through a mount
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		w.m.cfg.Log.Warn("remove pod volumes", "dir", dir, "err", err)
+	}
+}

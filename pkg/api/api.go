@@ -1,0 +1,101 @@
+// Package api serves the agent's read-only local HTTP API: /healthz,
+// /pods (a v1.PodList, as kubelet's read-only port has it) and /manifests
+// (each manifest file: the pods it produced, or why it was refused).
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/berth-project/berth/pkg/manifest"
+)
+
+// Manifest is one file as /manifests reports it.
+type Manifest struct {
+	File  string   `json:"file"`
+	Pods  []PodRef `json:"pods,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// PodRef names a pod a manifest produced.
+type PodRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+}
+
+// podLister is where the pods and their status come from.
+type podLister interface {
+	Pods() []v1.Pod
+}
+
+// Server answers the API; SetManifests keeps /manifests current.
+type Server struct {
+	pods podLister
+
+	mu        sync.Mutex
+	manifests []Manifest
+}
+
+// New returns a server listing pods from pods.
+func New(pods podLister) *Server { return &Server{pods: pods} }
+
+// SetManifests records the latest reading of the manifest directory.
+func (s *Server) SetManifests(files []manifest.File) {
+	out := make([]Manifest, 0, len(files))
+	for _, f := range files {
+		m := Manifest{File: f.Path}
+		if f.Err != nil {
+			m.Error = f.Err.Error()
+		}
+		for _, p := range f.Pods {
+			m.Pods = append(m.Pods, PodRef{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)})
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
+	s.mu.Lock()
+	s.manifests = out
+	s.mu.Unlock()
+}
+
+// Handler routes the endpoints; anything but GET is refused.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok"))
+	})
+	mux.HandleFunc("GET /pods", func(w http.ResponseWriter, _ *http.Request) {
+		list := v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: s.pods.Pods()}
+		if list.Items == nil {
+			list.Items = []v1.Pod{}
+		}
+		for i := range list.Items {
+			list.Items[i].TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+		}
+		writeJSON(w, list)
+	})
+	mux.HandleFunc("GET /manifests", func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		ms := s.manifests
+		s.mu.Unlock()
+		if ms == nil {
+			ms = []Manifest{}
+		}
+		writeJSON(w, ms)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

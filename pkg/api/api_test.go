@@ -1,0 +1,63 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/berth-project/berth/pkg/manifest"
+)
+
+type pods []v1.Pod
+
+func (p pods) Pods() []v1.Pod { return p }
+
+func TestEndpoints(t *testing.T) {
+	s := New(pods{{ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "default"}, Status: v1.PodStatus{Phase: v1.PodRunning}}})
+	s.SetManifests([]manifest.File{
+		{Path: "/m/b.yaml", Err: errors.New("/m/b.yaml: kind \"Job\", want \"Pod\"")},
+		{Path: "/m/a.yaml", Pods: []*v1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "default", UID: "u1"}}}},
+	})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	get := func(path string, v any) int {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if v != nil {
+			if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+		}
+		return resp.StatusCode
+	}
+	if code := get("/healthz", nil); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	var list v1.PodList
+	get("/pods", &list)
+	if list.Kind != "PodList" || len(list.Items) != 1 || list.Items[0].Kind != "Pod" || list.Items[0].Status.Phase != v1.PodRunning {
+		t.Errorf("/pods: %+v", list)
+	}
+	var ms []Manifest
+	get("/manifests", &ms)
+	if len(ms) != 2 || ms[0].File != "/m/a.yaml" || ms[0].Pods[0].UID != "u1" || ms[1].Error == "" {
+		t.Errorf("/manifests: %+v", ms)
+	}
+	resp, err := http.Post(srv.URL+"/pods", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /pods: %d, want 405 (read-only)", resp.StatusCode)
+	}
+}

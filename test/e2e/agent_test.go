@@ -1,0 +1,345 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// The agent: static pods from the manifest directory, driven through the
+// CRI, observed through its local API and the CRI as crictl would.
+
+// writeManifest writes name atomically, as an editor or config tool should.
+func (e *env) writeManifest(name, content string) {
+	e.t.Helper()
+	if err := os.MkdirAll(e.d.Manifests, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	tmp := filepath.Join(e.d.Manifests, ".tmp-"+name)
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(e.d.Manifests, name)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// apiGet reads one of the agent's API endpoints.
+func (e *env) apiGet(path string, v any) {
+	e.t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", e.d.APISocket)
+		},
+	}}
+	resp, err := client.Get("http://berth" + path)
+	if err != nil {
+		e.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		e.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// agentPod is the pod of that manifest name as /pods reports it.
+func (e *env) agentPod(name string) (corev1.Pod, bool) {
+	var list corev1.PodList
+	e.apiGet("/pods", &list)
+	for _, p := range list.Items {
+		if p.Name == name+"-"+e.d.NodeName {
+			return p, true
+		}
+	}
+	return corev1.Pod{}, false
+}
+
+// waitPod waits until the pod satisfies cond and returns it.
+func (e *env) waitPod(name, what string, cond func(corev1.Pod) bool) corev1.Pod {
+	e.t.Helper()
+	var p corev1.Pod
+	eventually(e.t, "pod "+name+" "+what, func() bool {
+		var ok bool
+		p, ok = e.agentPod(name)
+		return ok && cond(p)
+	})
+	return p
+}
+
+func running(p corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if !c.Ready {
+			return false
+		}
+	}
+	return true
+}
+
+// podSandboxes lists the runtime's sandboxes of the static pod name.
+func (e *env) podSandboxes(name string) []*runtimeapi.PodSandbox {
+	e.t.Helper()
+	resp, err := e.rt.ListPodSandbox(ctx(e.t), &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+		LabelSelector: map[string]string{"io.kubernetes.pod.name": name + "-" + e.d.NodeName}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.GetItems()
+}
+
+func sleeperManifest(name, extra string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  labels: {app: %s}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: %s
+    command: ["sleep", "3600"]
+%s`, name, name, busybox, extra)
+}
+
+func TestStaticPodAddChangeRenameRemove(t *testing.T) {
+	e := newEnv(t)
+	e.writeManifest("web.yaml", sleeperManifest("web", ""))
+	p := e.waitPod("web", "running", running)
+	if p.Annotations["kubernetes.io/config.source"] != "file" || p.Spec.NodeName != e.d.NodeName ||
+		p.Status.QOSClass != corev1.PodQOSBestEffort || p.Status.PodIP == "" {
+		t.Errorf("pod: annotations %v node %q qos %s ip %q", p.Annotations, p.Spec.NodeName, p.Status.QOSClass, p.Status.PodIP)
+	}
+	cid := p.Status.ContainerStatuses[0].ContainerID
+	if !strings.HasPrefix(cid, "berth://") {
+		t.Errorf("container ID %q", cid)
+	}
+
+	// Renaming the file changes nothing: same content, same pod.
+	if err := os.Rename(filepath.Join(e.d.Manifests, "web.yaml"), filepath.Join(e.d.Manifests, "web2.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	var ms []struct {
+		File string `json:"file"`
+	}
+	eventually(t, "the rename to be seen", func() bool {
+		e.apiGet("/manifests", &ms)
+		return len(ms) == 1 && strings.HasSuffix(ms[0].File, "web2.yaml")
+	})
+	if p2, _ := e.agentPod("web"); p2.UID != p.UID || p2.Status.ContainerStatuses[0].ContainerID != cid {
+		t.Errorf("rename replaced the pod: uid %s → %s", p.UID, p2.UID)
+	}
+
+	// A changed manifest is a new pod that replaces the old one.
+	e.writeManifest("web2.yaml", sleeperManifest("web", "    env: [{name: V, value: two}]\n"))
+	p3 := e.waitPod("web", "replaced", func(x corev1.Pod) bool { return x.UID != p.UID && running(x) })
+	eventually(t, "the old sandbox to go", func() bool { return len(e.podSandboxes("web")) == 1 })
+	out, _, _ := e.exec(strings.TrimPrefix(p3.Status.ContainerStatuses[0].ContainerID, "berth://"), "sh", "-c", "echo $V")
+	if out != "two\n" {
+		t.Errorf("new pod's env V = %q", out)
+	}
+
+	// Removal takes everything: sandbox, containers, logs.
+	if err := os.Remove(filepath.Join(e.d.Manifests, "web2.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the pod and its logs to be removed", func() bool {
+		entries, _ := os.ReadDir(e.d.LogDir)
+		return len(e.podSandboxes("web")) == 0 && len(entries) == 0
+	})
+	if _, ok := e.agentPod("web"); ok {
+		t.Error("removed pod still listed")
+	}
+}
+
+func TestStaticPodRestartPolicies(t *testing.T) {
+	e := newEnv(t)
+	pod := func(name, policy, script string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  restartPolicy: %s
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: %s
+    command: ["sh", "-c", %q]
+`, name, policy, busybox, script)
+	}
+	e.writeManifest("always.yaml", pod("always", "Always", "echo run; exit 1"))
+	e.writeManifest("onfailure-ok.yaml", pod("onfailure-ok", "OnFailure", "exit 0"))
+	e.writeManifest("never.yaml", pod("never", "Never", "exit 3"))
+
+	ok := e.waitPod("onfailure-ok", "succeeded", func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if c := ok.Status.ContainerStatuses[0]; c.RestartCount != 0 || c.State.Terminated == nil || c.State.Terminated.Reason != "Completed" {
+		t.Errorf("OnFailure exit 0: %+v", c)
+	}
+	never := e.waitPod("never", "failed", func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if c := never.Status.ContainerStatuses[0]; c.RestartCount != 0 || c.State.Terminated == nil || c.State.Terminated.ExitCode != 3 {
+		t.Errorf("Never exit 3: %+v", c)
+	}
+	// Always: restarted at once, then after a growing back-off.
+	p := e.waitPod("always", "in back-off after its second run", func(p corev1.Pod) bool {
+		c := p.Status.ContainerStatuses[0]
+		return c.RestartCount >= 2 && c.State.Waiting != nil && c.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	c := p.Status.ContainerStatuses[0]
+	if c.LastTerminationState.Terminated == nil || c.LastTerminationState.Terminated.ExitCode != 1 {
+		t.Errorf("last state: %+v", c.LastTerminationState)
+	}
+	if !strings.Contains(c.State.Waiting.Message, "back-off 20s") {
+		t.Errorf("third restart waits %q, want a 20 s back-off", c.State.Waiting.Message)
+	}
+	// Runs 1 and 2 came 10 s apart at least: the first back-off.
+	resp, err := e.rt.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+		LabelSelector: map[string]string{"io.kubernetes.pod.name": "always-" + e.d.NodeName}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := map[uint32]int64{}
+	for _, ctr := range resp.GetContainers() {
+		st := e.status(ctr.GetId())
+		starts[ctr.GetMetadata().GetAttempt()] = st.GetStartedAt()
+	}
+	if s1, s2 := starts[1], starts[2]; s1 == 0 || s2 == 0 || time.Duration(s2-s1) < 10*time.Second {
+		t.Errorf("attempts 1 and 2 started %v apart, want the 10 s back-off (kept containers: %v)", time.Duration(s2-s1), starts)
+	}
+	// Only the current and the previous instance are kept.
+	if n := len(resp.GetContainers()); n > 2 {
+		t.Errorf("%d containers kept for one restarting container, want 2", n)
+	}
+}
+
+func TestStaticPodInvalidManifest(t *testing.T) {
+	e := newEnv(t)
+	e.writeManifest("good.yaml", sleeperManifest("good", ""))
+	e.writeManifest("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - name: a\n    image: img-a\n  - name: a\n    image: img-b\n")
+	e.waitPod("good", "running", running)
+	var ms []struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}
+	eventually(t, "the invalid file to be reported", func() bool {
+		e.apiGet("/manifests", &ms)
+		for _, m := range ms {
+			if strings.HasSuffix(m.File, "bad.yaml") && strings.Contains(m.Error, "spec.containers[1].name") {
+				return true
+			}
+		}
+		return false
+	})
+	if _, ok := e.agentPod("bad"); ok {
+		t.Error("invalid manifest produced a pod")
+	}
+	// Fixing it applies it; the good pod is untouched throughout.
+	good, _ := e.agentPod("good")
+	e.writeManifest("bad.yaml", sleeperManifest("bad", ""))
+	e.waitPod("bad", "running once fixed", running)
+	if again, _ := e.agentPod("good"); again.Status.ContainerStatuses[0].ContainerID != good.Status.ContainerStatuses[0].ContainerID {
+		t.Error("the valid pod was restarted")
+	}
+	out := e.berthctl("validate", "--node-name", "n1", filepath.Join(e.d.Manifests, "bad.yaml"))
+	if !strings.Contains(out, "ok: pod default/bad-n1") {
+		t.Errorf("berthctl validate: %s", out)
+	}
+}
+
+func TestStaticPodSandboxKilledAndAgentRestart(t *testing.T) {
+	e := newEnv(t)
+	e.writeManifest("keep.yaml", sleeperManifest("keep", ""))
+	p := e.waitPod("keep", "running", running)
+
+	// The agent restarts (kill -9): nothing is restarted.
+	e.restart()
+	again := e.waitPod("keep", "running after the agent restarted", running)
+	if again.Status.ContainerStatuses[0].ContainerID != p.Status.ContainerStatuses[0].ContainerID ||
+		again.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("container after agent restart: %+v, was %s", again.Status.ContainerStatuses[0], p.Status.ContainerStatuses[0].ContainerID)
+	}
+
+	// The sandbox dies under the pod: a new one, and the container again.
+	sbs := e.podSandboxes("keep")
+	if len(sbs) != 1 {
+		t.Fatalf("%d sandboxes", len(sbs))
+	}
+	if _, err := e.rt.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: sbs[0].GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	re := e.waitPod("keep", "recreated", func(x corev1.Pod) bool {
+		return running(x) && x.Status.ContainerStatuses[0].ContainerID != p.Status.ContainerStatuses[0].ContainerID
+	})
+	if re.Status.ContainerStatuses[0].RestartCount != 1 {
+		t.Errorf("restart count after the sandbox died: %d, want 1", re.Status.ContainerStatuses[0].RestartCount)
+	}
+}
+
+func TestStaticPodEnvAndVolumes(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	e.writeManifest("vols.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: vols
+  labels: {tier: backend}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: %s
+    command: ["sleep", "3600"]
+    env:
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: GREETING, value: "hello $(POD)"}
+    - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+    resources:
+      limits: {memory: 64Mi}
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+    - {name: mem, mountPath: /mem}
+    - {name: host, mountPath: /host}
+    - {name: host, mountPath: /sub, subPath: inner}
+    - {name: info, mountPath: /info}
+  volumes:
+  - {name: scratch, emptyDir: {}}
+  - {name: mem, emptyDir: {medium: Memory, sizeLimit: 8Mi}}
+  - {name: host, hostPath: {path: %s/data, type: DirectoryOrCreate}}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+`, busybox, host))
+	p := e.waitPod("vols", "running", running)
+	id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "berth://")
+	out, _, code := e.exec(id, "sh", "-c",
+		`echo "$POD|$IP|$GREETING|$MEM"; cat /info/labels; echo; touch /scratch/f /host/f /sub/g && echo rw; `+
+			`grep " /mem " /proc/mounts | cut -d" " -f3,4 | grep -o "^tmpfs\|size=[0-9]*k"`)
+	want := fmt.Sprintf("vols-%s|%s|hello vols-%s|64\ntier=\"backend\"\nrw\ntmpfs\nsize=8192k\n",
+		e.d.NodeName, p.Status.PodIP, e.d.NodeName)
+	if code != 0 || out != want {
+		t.Errorf("exit %d, output:\n%s\nwant:\n%s", code, out, want)
+	}
+	for _, f := range []string{"data/f", "data/inner/g"} {
+		if _, err := os.Stat(filepath.Join(host, f)); err != nil {
+			t.Errorf("hostPath file %s: %v", f, err)
+		}
+	}
+}
