@@ -87,6 +87,9 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod) error {
 		want[p.UID] = p
 	}
 	if !m.adopted {
+		if err := m.ensureQoSCgroups(); err != nil {
+			return err
+		}
 		resp, err := m.cfg.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
 			Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelManaged: "true"}},
 		})

@@ -187,6 +187,9 @@ func (w *worker) createSandbox(ctx context.Context, s *podSync) error {
 	if err := w.prepareVolumes(s.pod); err != nil {
 		return err
 	}
+	if err := w.m.applyPodCgroup(s.pod); err != nil {
+		return err
+	}
 	resp, err := w.m.cfg.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		return fmt.Errorf("create pod sandbox: %w", err)

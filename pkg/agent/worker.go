@@ -160,6 +160,9 @@ func (w *worker) teardown(ctx context.Context) error {
 		w.m.removeLogs(logDir)
 	}
 	w.removeVolumes()
+	if err := w.m.removePodCgroup(w.uid); err != nil {
+		return err
+	}
 	if len(o.sandboxes) > 0 {
 		w.m.cfg.Log.Info("pod removed", "uid", w.uid)
 	}

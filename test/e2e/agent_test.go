@@ -343,3 +343,65 @@ spec:
 		}
 	}
 }
+
+// podCgroupFile reads a file of the pod's cgroup on the host: the v1
+// controller's hierarchy, or the unified one.
+func podCgroupFile(t *testing.T, dir, controller, v1name, v2name string) string {
+	t.Helper()
+	paths := []string{filepath.Join("/sys/fs/cgroup", controller, dir, v1name), filepath.Join("/sys/fs/cgroup", dir, v2name)}
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Fatalf("none of %v readable", paths)
+	return ""
+}
+
+func TestStaticPodResourcesAndQoS(t *testing.T) {
+	e := newEnv(t)
+	e.writeManifest("guaranteed.yaml", sleeperManifest("guaranteed",
+		"    resources:\n      limits: {cpu: 250m, memory: 64Mi}\n"))
+	e.writeManifest("burstable.yaml", sleeperManifest("burstable",
+		"    resources:\n      requests: {cpu: 100m, memory: 32Mi}\n"))
+	g := e.waitPod("guaranteed", "running", running)
+	b := e.waitPod("burstable", "running", running)
+	if g.Status.QOSClass != corev1.PodQOSGuaranteed || b.Status.QOSClass != corev1.PodQOSBurstable {
+		t.Errorf("QoS classes %s, %s", g.Status.QOSClass, b.Status.QOSClass)
+	}
+
+	// Pod cgroups sit in the QoS hierarchy, with pod-level limits.
+	gDir := e.d.CgroupRoot + "/pod" + string(g.UID)
+	if got := podCgroupFile(t, gDir, "memory", "memory.limit_in_bytes", "memory.max"); got != "67108864" {
+		t.Errorf("guaranteed pod memory limit %s, want 64Mi", got)
+	}
+	if got := podCgroupFile(t, gDir, "cpu", "cpu.cfs_quota_us", "cpu.max"); got != "25000" && got != "25000 100000" {
+		t.Errorf("guaranteed pod CPU quota %s, want 25000", got)
+	}
+	bDir := e.d.CgroupRoot + "/burstable/pod" + string(b.UID)
+	if got := podCgroupFile(t, bDir, "cpu", "cpu.shares", "cpu.weight"); got != "102" && got != "4" {
+		t.Errorf("burstable pod CPU shares %s, want 102 (100m)", got)
+	}
+
+	// The container's own limits, as it sees them.
+	id := strings.TrimPrefix(g.Status.ContainerStatuses[0].ContainerID, "berth://")
+	out, _, _ := e.exec(id, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+	if strings.TrimSpace(out) != "67108864" {
+		t.Errorf("container memory limit %q", out)
+	}
+
+	// Removal takes the pod cgroups too.
+	for _, f := range []string{"guaranteed.yaml", "burstable.yaml"} {
+		os.Remove(filepath.Join(e.d.Manifests, f))
+	}
+	eventually(t, "the pod cgroups to go", func() bool {
+		for _, dir := range []string{gDir, bDir} {
+			for _, hierarchy := range []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup"} {
+				if _, err := os.Stat(filepath.Join(hierarchy, dir)); !os.IsNotExist(err) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}

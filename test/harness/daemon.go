@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,9 +41,11 @@ type Daemon struct {
 	Manifests string
 	APISocket string
 	NodeName  string
-	Bridge    string
-	Subnet    string
-	Network   string // CNI network name
+	// CgroupRoot is the agent's QoS hierarchy, unique to this run.
+	CgroupRoot string
+	Bridge     string
+	Subnet     string
+	Network    string // CNI network name
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -93,9 +97,11 @@ func NewDaemon() (*Daemon, error) {
 		Manifests: filepath.Join(dir, "manifests"),
 		APISocket: filepath.Join(dir, "api.sock"),
 		NodeName:  "node-" + suffix,
-		Bridge:    "bt" + suffix,
-		Network:   "berth-test-" + suffix,
-		Subnet:    randomSubnet(),
+
+		CgroupRoot: "berth-e2e-" + suffix + "/kubepods",
+		Bridge:     "bt" + suffix,
+		Network:    "berth-test-" + suffix,
+		Subnet:     randomSubnet(),
 	}
 	conf, err := cniplugins.Conflist(cniplugins.Options{
 		Name:    d.Network,
@@ -131,7 +137,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		"--cri-socket", d.Socket, "--root", d.Root, "--state", d.State,
 		"--cni-conf-dir", d.confDir(), "--log-level", "debug",
 		"--pod-manifest-path", d.Manifests, "--pod-logs-dir", d.LogDir,
-		"--api-socket", d.APISocket, "--node-name", d.NodeName)
+		"--api-socket", d.APISocket, "--node-name", d.NodeName, "--cgroup-root", d.CgroupRoot)
 	cmd.Args = append(cmd.Args, d.extraArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -229,11 +235,39 @@ func (d *Daemon) Cleanup() error {
 	// Whatever a failed test left: shims, mounts below the run's dir.
 	killShims(d.State)
 	unmountBelow(d.Dir)
+	if err := removeCgroupTree(strings.SplitN(d.CgroupRoot, "/", 2)[0]); err != nil {
+		errs = append(errs, err)
+	}
 	if link, err := netlink.LinkByName(d.Bridge); err == nil {
 		netlink.LinkDel(link)
 	}
 	if err := os.RemoveAll(d.Dir); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroupTree removes the cgroup name (and what is below it) from
+// every hierarchy, deepest first; cgroup directories go with rmdir.
+func removeCgroupTree(name string) error {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+	if _, err := os.Stat("/sys/fs/cgroup/" + name); err == nil {
+		roots = append(roots, "/sys/fs/cgroup/"+name)
+	}
+	var errs []error
+	for _, root := range roots {
+		var dirs []string
+		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
