@@ -267,12 +267,37 @@ func TestStaticPodSandboxKilledAndAgentRestart(t *testing.T) {
 	e.writeManifest("keep.yaml", sleeperManifest("keep", ""))
 	p := e.waitPod("keep", "running", running)
 
-	// The agent restarts (kill -9): nothing is restarted.
-	e.restart()
+	e.writeManifest("crash.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers: [{name: main, image: %s, command: ["false"]}]
+`, busybox))
+	backingOff := func(x corev1.Pod) bool {
+		c := x.Status.ContainerStatuses[0]
+		return c.RestartCount >= 1 && c.State.Waiting != nil && c.State.Waiting.Reason == "CrashLoopBackOff"
+	}
+	crash := e.waitPod("crash", "in back-off", backingOff)
+
+	// The agent dies (kill -9); meanwhile a manifest is added. Restarted,
+	// it restarts nothing, keeps counts and back-off, and applies the new
+	// manifest.
+	e.d.Kill()
+	e.writeManifest("late.yaml", sleeperManifest("late", ""))
+	if err := e.d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.rt, e.im = e.d.Runtime, e.d.Images
+	e.waitPod("late", "running after the restart", running)
 	again := e.waitPod("keep", "running after the agent restarted", running)
 	if again.Status.ContainerStatuses[0].ContainerID != p.Status.ContainerStatuses[0].ContainerID ||
 		again.Status.ContainerStatuses[0].RestartCount != 0 {
 		t.Errorf("container after agent restart: %+v, was %s", again.Status.ContainerStatuses[0], p.Status.ContainerStatuses[0].ContainerID)
+	}
+	crashAgain := e.waitPod("crash", "still in back-off", backingOff)
+	if got, was := crashAgain.Status.ContainerStatuses[0].RestartCount, crash.Status.ContainerStatuses[0].RestartCount; got < was || got > was+1 {
+		t.Errorf("restart count %d after the agent restarted, was %d: back-off lost", got, was)
 	}
 
 	// The sandbox dies under the pod: a new one, and the container again.

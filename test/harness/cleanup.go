@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -16,20 +15,9 @@ import (
 // killShims kills the shims (and so nothing else) that a failed run left;
 // their sockets live in state/shims.
 func killShims(state string) {
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if strings.Contains(string(cmdline), "berth-shim") && strings.Contains(string(cmdline), filepath.Join(state, "shims")) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
+	killProcesses(func(cmdline string) bool {
+		return strings.Contains(cmdline, "berth-shim") && strings.Contains(cmdline, filepath.Join(state, "shims"))
+	})
 }
 
 // MountsBelow lists mount points under dir, deepest first.

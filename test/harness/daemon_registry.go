@@ -22,3 +22,9 @@ func (d *Daemon) SetRegistryConfig(yaml string) error {
 	}
 	return nil
 }
+
+// SetRuntimeEndpoint has every later Start run the agent against another
+// CRI runtime (--container-runtime-endpoint).
+func (d *Daemon) SetRuntimeEndpoint(endpoint string) {
+	d.extraArgs = append(d.extraArgs, "--container-runtime-endpoint", endpoint)
+}
