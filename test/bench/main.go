@@ -33,12 +33,19 @@ func main() {
 	n := flag.Int("n", 20, "iterations")
 	pods := flag.Int("pods", 10, "pods kept running for the memory and idle CPU figures")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for berthd's CPU figure")
+	agentIdle := flag.Duration("agent-idle", 60*time.Second, "idle period for the agent's CPU figure (0 skips the agent figures)")
 	pullMiB := flag.Int64("pull-mib", 100, "size of the image pulled from a local registry (0 skips the pull figures)")
 	samples := flag.Int("samples", 100, "samples per CRI operation for the per-operation figures (0 skips them)")
 	flag.Parse()
 	if err := run(*n, *pods, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
+	}
+	if *agentIdle > 0 {
+		if err := agentBench(context.Background(), *agentIdle); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	}
 	if *samples > 0 {
 		if err := opsBench(context.Background(), *samples); err != nil {
@@ -183,8 +190,8 @@ func memoryAndIdle(ctx context.Context, d *harness.Daemon, pods int, idle time.D
 	}
 	fmt.Printf("memory with %d pods running\n", pods)
 	fmt.Printf("%-34s %8.2f MiB\n", "berthd RSS", berthRSS)
-	fmt.Printf("%-34s %8.2f MiB mean, %.2f max; target <= 4 MiB\n", "berth-shim RSS", mean(rss), max(rss))
-	fmt.Printf("%-34s %8.2f MiB mean, %.2f max; target <= 1.5 MiB\n\n", "berth-shim PSS", mean(pss), max(pss))
+	fmt.Printf("%-34s %8.2f MiB mean, %.2f max; target <= 4 MiB\n", "berth-shim RSS", mean(rss), maxOf(rss))
+	fmt.Printf("%-34s %8.2f MiB mean, %.2f max; target <= 1.5 MiB\n\n", "berth-shim PSS", mean(pss), maxOf(pss))
 
 	before, err := cpuTicks(d.Pid())
 	if err != nil {
@@ -211,7 +218,7 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-func max(xs []float64) float64 {
+func maxOf(xs []float64) float64 {
 	m := 0.0
 	for _, x := range xs {
 		if x > m {
