@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -429,4 +430,58 @@ func TestStaticPodResourcesAndQoS(t *testing.T) {
 		}
 		return true
 	})
+}
+
+func TestStaticPodImagePullPolicyAndInit(t *testing.T) {
+	e := newEnv(t)
+	e.writeManifest("never.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: never}
+spec:
+  containers: [{name: main, image: berth.test/absent:1, imagePullPolicy: Never}]
+`)
+	// Nothing listens on port 1: the pull fails at once.
+	e.writeManifest("unreachable.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: unreachable}
+spec:
+  containers: [{name: main, image: "127.0.0.1:1/absent:1"}]
+`)
+	e.writeManifest("init.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: init}
+spec:
+  terminationGracePeriodSeconds: 0
+  initContainers:
+  - {name: first, image: %[1]s, command: ["sh", "-c", "echo one > /work/log"], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: second, image: %[1]s, command: ["sh", "-c", "echo two >> /work/log"], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - {name: main, image: %[1]s, command: ["sleep", "3600"], volumeMounts: [{name: work, mountPath: /work}]}
+  volumes: [{name: work, emptyDir: {}}]
+`, busybox))
+	waiting := func(reasons ...string) func(corev1.Pod) bool {
+		return func(p corev1.Pod) bool {
+			w := p.Status.ContainerStatuses[0].State.Waiting
+			return w != nil && slices.Contains(reasons, w.Reason)
+		}
+	}
+	p := e.waitPod("never", "waiting on a local image", waiting("ErrImageNeverPull"))
+	if p.Status.Phase != corev1.PodPending || !strings.Contains(p.Status.ContainerStatuses[0].State.Waiting.Message, "berth.test/absent:1") {
+		t.Errorf("never: phase %s, %+v", p.Status.Phase, p.Status.ContainerStatuses[0].State.Waiting)
+	}
+	e.waitPod("unreachable", "in pull back-off", waiting("ImagePullBackOff"))
+
+	p = e.waitPod("init", "running after its init containers", running)
+	for _, s := range p.Status.InitContainerStatuses {
+		if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 {
+			t.Errorf("init container %s: %+v", s.Name, s.State)
+		}
+	}
+	if c := p.Status.Conditions; len(c) < 2 || c[1].Type != corev1.PodInitialized || c[1].Status != corev1.ConditionTrue {
+		t.Errorf("conditions %+v", c)
+	}
+	out, _, _ := e.exec(strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "berth://"), "cat", "/work/log")
+	if out != "one\ntwo\n" {
+		t.Errorf("init containers ran out of order or not at all: %q", out)
+	}
 }
