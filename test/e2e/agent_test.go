@@ -485,3 +485,41 @@ spec:
 		t.Errorf("init containers ran out of order or not at all: %q", out)
 	}
 }
+
+func TestStaticPodHostPort(t *testing.T) {
+	e := newEnv(t)
+	l, err := net.Listen("tcp", ":0") // a free port to use as the host port
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e.writeManifest("web.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: httpd
+    image: %s
+    command: ["sh", "-c", "mkdir /www && echo hello-from-pod > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{containerPort: 8080, hostPort: %d}]
+`, busybox, port))
+	e.waitPod("web", "running", running)
+	// Through loopback: the test's traffic never leaves the machine.
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	var body string
+	eventually(t, "the host port to answer", func() bool {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return true
+	})
+	if body != "hello-from-pod\n" {
+		t.Errorf("GET %s: %q", url, body)
+	}
+}
