@@ -57,10 +57,10 @@ func (w *worker) record(ctx context.Context, s *podSync) {
 	}
 	n := len(pod.Spec.Containers)
 	switch {
-	case s.finished && failed > 0, s.finished && !s.initDone:
-		st.Phase = v1.PodFailed
-	case s.finished:
+	case s.finished && succeeded == n:
 		st.Phase = v1.PodSucceeded
+	case s.finished:
+		st.Phase = v1.PodFailed
 	case !s.initDone || waiting > 0:
 		st.Phase = v1.PodPending
 	case running > 0:

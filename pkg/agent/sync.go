@@ -76,6 +76,11 @@ func (w *worker) act(ctx context.Context, s *podSync) error {
 	}
 	s.ips = ips
 	if !w.runInitContainers(ctx, s) {
+		if s.finished { // an init container failed and will not be retried
+			if _, err := w.m.cfg.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.sandbox.GetId()}); err != nil {
+				return fmt.Errorf("stop sandbox of failed pod: %w", err)
+			}
+		}
 		return w.gc(ctx, s)
 	}
 	s.initDone = true
@@ -151,7 +156,7 @@ func (w *worker) finishedWithoutSandbox(ctx context.Context, s *podSync) (bool, 
 			cs = append(cs, c)
 		}
 	}
-	s.finished, s.initDone = true, true // app containers ran: init was done
+	s.finished, s.initDone = true, w.initSucceeded(ctx, s, last)
 	return true, w.stopContainers(ctx, cs, s.pod)
 }
 
@@ -165,6 +170,21 @@ func (w *worker) allSucceeded(ctx context.Context, s *podSync, sandboxID string)
 		}
 		st := w.containerStatus(ctx, s, cur)
 		if st == nil || st.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED || st.GetExitCode() != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// initSucceeded: every init container's latest instance in the sandbox
+// exited 0.
+func (w *worker) initSucceeded(ctx context.Context, s *podSync, sandboxID string) bool {
+	for _, c := range s.pod.Spec.InitContainers {
+		cur := latestIn(s.byName[c.Name], sandboxID)
+		if cur == nil {
+			return false
+		}
+		if st := w.containerStatus(ctx, s, cur); st.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED || st.GetExitCode() != 0 {
 			return false
 		}
 	}
@@ -300,6 +320,9 @@ func (w *worker) startOrBackOff(ctx context.Context, s *podSync, c *v1.Container
 		st := w.containerStatus(ctx, s, cur)
 		prevStep, _ := strconv.Atoi(cur.GetAnnotations()[annotationBackoffStep])
 		started, finished := time.Unix(0, st.GetStartedAt()), time.Unix(0, st.GetFinishedAt())
+		if st.GetFinishedAt() == 0 { // created but never ran: it failed when created
+			finished = time.Unix(0, st.GetCreatedAt())
+		}
 		if st.GetStartedAt() == 0 {
 			started = finished
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -154,7 +155,7 @@ func (w *worker) teardown(ctx context.Context) error {
 			return fmt.Errorf("remove sandbox %s: %w", sb.GetId(), err)
 		}
 		md := sb.GetMetadata()
-		logDir = w.m.cfg.LogDir + "/" + md.GetNamespace() + "_" + md.GetName() + "_" + md.GetUid()
+		logDir = filepath.Join(w.m.cfg.LogDir, md.GetNamespace()+"_"+md.GetName()+"_"+md.GetUid())
 	}
 	if logDir != "" && w.m.cfg.LogDir != "" {
 		w.m.removeLogs(logDir)

@@ -523,3 +523,119 @@ spec:
 		t.Errorf("GET %s: %q", url, body)
 	}
 }
+
+func TestStaticPodGracefulRemovalAndHostNetwork(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	// The container answers SIGTERM by writing a file: removal must give
+	// it the signal and its grace period before the kill.
+	e.writeManifest("graceful.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: main
+    image: %s
+    command: ["sh", "-c", "trap 'echo got-term > /out/term; exit 0' TERM; while true; do sleep 0.1; done"]
+    volumeMounts: [{name: out, mountPath: /out}]
+  volumes: [{name: out, hostPath: {path: %s}}]
+`, busybox, host))
+	e.writeManifest("hostnet.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 0
+  containers: [{name: main, image: %s, command: ["sleep", "3600"]}]
+`, busybox))
+	e.writeManifest("init-fails.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: init-fails}
+spec:
+  restartPolicy: Never
+  initContainers: [{name: setup, image: %[1]s, command: ["sh", "-c", "exit 2"]}]
+  containers: [{name: main, image: %[1]s, command: ["true"]}]
+`, busybox))
+
+	e.waitPod("graceful", "running", running)
+	hn := e.waitPod("hostnet", "running", running)
+	out, _, _ := e.exec(strings.TrimPrefix(hn.Status.ContainerStatuses[0].ContainerID, "berth://"), "hostname")
+	if h, _ := os.Hostname(); strings.TrimSpace(out) != h {
+		t.Errorf("host network pod's hostname %q, want the node's %q", out, h)
+	}
+	failed := e.waitPod("init-fails", "failed", func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if s := failed.Status.InitContainerStatuses[0]; s.State.Terminated == nil || s.State.Terminated.ExitCode != 2 {
+		t.Errorf("failed init container: %+v", s.State)
+	}
+	if st := failed.Status.ContainerStatuses[0].State; st.Running != nil || st.Terminated != nil {
+		t.Errorf("the app container ran after its init container failed: %+v", st)
+	}
+
+	if err := os.Remove(filepath.Join(e.d.Manifests, "graceful.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the graceful pod to go", func() bool { return len(e.podSandboxes("graceful")) == 0 })
+	if b, err := os.ReadFile(filepath.Join(host, "term")); err != nil || string(b) != "got-term\n" {
+		t.Errorf("the container did not get SIGTERM before it was removed: %q, %v", b, err)
+	}
+}
+
+func TestStaticPodValidationErrors(t *testing.T) {
+	e := newEnv(t)
+	outside := filepath.Join(t.TempDir(), "outside.yaml")
+	if err := os.WriteFile(outside, []byte(sleeperManifest("outside", "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.d.Manifests, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(e.d.Manifests, "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]struct{ content, want string }{
+		"syntax.yaml":   {"apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n spec: [\n", "line"},
+		"kind.yaml":     {"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n", `kind "Deployment"`},
+		"name.yaml":     {sleeperManifest("Bad_Name", ""), "metadata.name"},
+		"quantity.yaml": {sleeperManifest("q", "    resources: {limits: {memory: lots}}\n"), "resources.limits[memory]"},
+		"mount.yaml":    {sleeperManifest("m", "    volumeMounts: [{name: nope, mountPath: /x}]\n"), "volumeMounts[0].name"},
+		"secret.yaml":   {sleeperManifest("s", "  volumes: [{name: v, secret: {secretName: s}}]\n"), "secret"},
+		"probe.yaml":    {sleeperManifest("p", "    livenessProbe: {exec: {command: [true]}, tcpSocket: {port: 80}}\n"), "livenessProbe"},
+		"dup-a.yaml":    {sleeperManifest("dup", ""), ""},
+		"dup-b.yaml":    {sleeperManifest("dup", "    env: [{name: A, value: b}]\n"), "already defined"},
+	}
+	for name, f := range bad {
+		e.writeManifest(name, f.content)
+	}
+	var ms []struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}
+	want := map[string]string{"link.yaml": "outside"}
+	for name, f := range bad {
+		if f.want != "" {
+			want[name] = f.want
+		}
+	}
+	eventually(t, "every invalid file to be reported", func() bool {
+		e.apiGet("/manifests", &ms)
+		return len(ms) == len(bad)+1
+	})
+	for _, m := range ms {
+		name := filepath.Base(m.File)
+		w, ok := want[name]
+		switch {
+		case !ok && m.Error != "":
+			t.Errorf("%s refused: %s", name, m.Error)
+		case ok && (!strings.Contains(m.Error, w) || !strings.Contains(m.Error, name)):
+			t.Errorf("%s: error %q, want one naming the file and %q", name, m.Error, w)
+		}
+	}
+	// Only the one valid pod runs.
+	e.waitPod("dup", "running", running)
+	var list corev1.PodList
+	e.apiGet("/pods", &list)
+	if len(list.Items) != 1 {
+		t.Errorf("%d pods from one valid manifest", len(list.Items))
+	}
+}
