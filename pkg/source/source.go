@@ -26,7 +26,7 @@ type Dir struct {
 
 // settle is how long a burst of events is given to end before the
 // directory is read: an editor's save is several events.
-const settle = 20 * time.Millisecond
+const settle = 5 * time.Millisecond
 
 // Run reads the directory now, after every change and every Resync, and
 // passes all its files to update, until ctx ends. Invalid files are
