@@ -50,9 +50,10 @@ type Manager struct {
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
-	adopted bool   // the runtime's pods were matched against the first desired set
-	polling bool   // the runtime has no event stream
-	runtime string // the runtime's name, for container IDs (containerd://…)
+	adopted bool      // the runtime's pods were matched against the first desired set
+	polling bool      // the runtime has no event stream
+	desired []*v1.Pod // the latest SetPods, for retrying the first one
+	runtime string    // the runtime's name, for container IDs (containerd://…)
 	wg      sync.WaitGroup
 }
 
@@ -78,10 +79,12 @@ func New(cfg Config) *Manager {
 // SetPods makes pods the desired set: new pods get a worker, pods no longer
 // listed are torn down. The first call also takes over the pods the
 // runtime already runs for this agent (after a restart) and tears down
-// those no longer wanted.
+// those no longer wanted; if the runtime cannot be asked yet, Run tries
+// again.
 func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.desired = pods
 	want := map[types.UID]*v1.Pod{}
 	for _, p := range pods {
 		want[p.UID] = p
@@ -111,8 +114,12 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod) error {
 		}
 	}
 	for uid, p := range want {
+		// A pod's UID is a hash of its content: a known UID is an unchanged
+		// pod, whose worker needs no wake-up unless it was going away.
 		if w := m.workers[uid]; w != nil {
-			w.setPod(p)
+			if w.desired() == nil {
+				w.setPod(p)
+			}
 		} else {
 			m.startWorkerLocked(ctx, uid, p)
 		}

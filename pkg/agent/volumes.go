@@ -6,9 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -176,7 +179,7 @@ func (w *worker) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mo
 		vols[v.Name] = v
 	}
 	var out []*runtimeapi.Mount
-	for _, vm := range c.VolumeMounts {
+	for i, vm := range c.VolumeMounts {
 		v, ok := vols[vm.Name]
 		if !ok {
 			return nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
@@ -194,17 +197,11 @@ func (w *worker) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mo
 			return nil, fmt.Errorf("volume %q: unsupported source", v.Name)
 		}
 		if vm.SubPath != "" {
-			sub, err := securejoin.SecureJoin(src, vm.SubPath)
+			bound, err := w.bindSubPath(src, vm.SubPath, filepath.Join(c.Name, strconv.Itoa(i)))
 			if err != nil {
 				return nil, fmt.Errorf("volumeMount %q subPath %q: %w", vm.Name, vm.SubPath, err)
 			}
-			// A missing sub path of a directory volume is created, as kubelet does.
-			if _, err := os.Lstat(sub); errors.Is(err, fs.ErrNotExist) {
-				if err := os.MkdirAll(sub, 0o755); err != nil {
-					return nil, fmt.Errorf("volumeMount %q subPath: %w", vm.Name, err)
-				}
-			}
-			src = sub
+			src = bound
 		}
 		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: src, Readonly: readOnly}
 		if vm.MountPropagation != nil {
@@ -220,22 +217,82 @@ func (w *worker) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mo
 	return out, nil
 }
 
-// removeVolumes unmounts memory-backed emptyDirs and deletes the pod's
-// volume directory. hostPaths are the node's and stay.
-func (w *worker) removeVolumes() {
-	dir := filepath.Join(w.m.cfg.PodDir, string(w.uid))
-	if w.m.cfg.PodDir == "" {
-		return
+// bindSubPath binds the sub path of a volume at a place of the agent's
+// (<pod>/volume-subpaths/<container>/<mount index>) and returns that
+// place. The sub path is resolved inside the volume without following
+// anything out of it, and bound through the resolved handle, so a pod
+// that swaps a path component for a symlink meanwhile cannot make the
+// mount escape. A missing sub path is created as a directory, as kubelet
+// does.
+func (w *worker) bindSubPath(volume, subPath, key string) (string, error) {
+	h, err := pathrs.OpenInRoot(volume, subPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		root, err := os.OpenFile(volume, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", err
+		}
+		h, err = pathrs.MkdirAllHandle(root, subPath, 0o755)
+		root.Close()
+		if err != nil {
+			return "", err
+		}
+	} else if err != nil {
+		return "", err
 	}
-	entries, _ := os.ReadDir(filepath.Join(dir, "volumes", "empty-dir"))
-	for _, e := range entries {
-		p := filepath.Join(dir, "volumes", "empty-dir", e.Name())
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			w.m.cfg.Log.Warn("unmount emptyDir", "path", p, "err", err)
-			return // never delete through a mount
+	defer h.Close()
+	fi, err := h.Stat()
+	if err != nil {
+		return "", err
+	}
+	target := filepath.Join(w.m.cfg.PodDir, string(w.uid), "volume-subpaths", key)
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return "", err
+	}
+	// A restarted container binds afresh: drop what an earlier start bound.
+	if mounted, _ := mountinfo.Mounted(target); mounted {
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+			return "", fmt.Errorf("unbind old sub path: %w", err)
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		w.m.cfg.Log.Warn("remove pod volumes", "dir", dir, "err", err)
+	if fi.IsDir() {
+		err = os.MkdirAll(target, 0o755)
+	} else if f, ferr := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o644); ferr == nil {
+		err = f.Close()
+	} else {
+		err = ferr
 	}
+	if err != nil {
+		return "", err
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", h.Fd()), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return "", fmt.Errorf("bind: %w", err)
+	}
+	return target, nil
+}
+
+// removeVolumes unmounts what the agent mounted for the pod (memory-backed
+// emptyDirs, sub path binds) and deletes its directory; hostPaths are the
+// node's and stay. Nothing is deleted while anything below is mounted.
+func (w *worker) removeVolumes() error {
+	if w.m.cfg.PodDir == "" {
+		return nil
+	}
+	dir := filepath.Join(w.m.cfg.PodDir, string(w.uid))
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return err
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+		}
+	}
+	if left, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir)); err != nil || len(left) > 0 {
+		return fmt.Errorf("pod volumes still mounted below %s", dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove pod volumes: %w", err)
+	}
+	return nil
 }

@@ -58,3 +58,55 @@ func TestCheckHostPath(t *testing.T) {
 		}
 	}
 }
+
+func TestBindSubPathStaysInTheVolume(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	podDir := t.TempDir()
+	w := &worker{m: &Manager{cfg: Config{PodDir: podDir}}, uid: "u1"}
+	t.Cleanup(func() {
+		if err := w.removeVolumes(); err != nil {
+			t.Error(err)
+		}
+	})
+	volume := t.TempDir()
+	if err := os.Symlink("/", filepath.Join(volume, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(volume, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(volume, "data", "f"), []byte("in volume"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A symlink to / inside the volume means the volume's root.
+	target, err := w.bindSubPath(volume, "evil/etc", "c/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "passwd")); err == nil {
+		t.Fatal("the sub path bound the host's /etc")
+	}
+	if _, err := os.Stat(filepath.Join(volume, "etc")); err != nil {
+		t.Errorf("the missing sub path was not created inside the volume: %v", err)
+	}
+	// A plain sub path binds its content; binding again does not stack.
+	for range 2 {
+		if target, err = w.bindSubPath(volume, "data", "c/1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "in volume" {
+		t.Errorf("bound sub path: %q, %v", b, err)
+	}
+	if err := w.removeVolumes(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(volume, "data", "f")); err != nil {
+		t.Errorf("removing the pod's volumes deleted through a bind: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(podDir, "u1")); !os.IsNotExist(err) {
+		t.Errorf("pod directory left: %v", err)
+	}
+}

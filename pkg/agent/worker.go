@@ -160,7 +160,9 @@ func (w *worker) teardown(ctx context.Context) error {
 	if logDir != "" && w.m.cfg.LogDir != "" {
 		w.m.removeLogs(logDir)
 	}
-	w.removeVolumes()
+	if err := w.removeVolumes(); err != nil {
+		return err
+	}
 	if err := w.m.removePodCgroup(w.uid); err != nil {
 		return err
 	}
