@@ -49,8 +49,9 @@ func oomScoreAdj(qos v1.PodQOSClass, c *v1.Container, memoryCapacity int64) int6
 	if memoryCapacity <= 0 {
 		return 999
 	}
+	// Above Guaranteed's -997 + 1000 and below BestEffort's 1000, as kubelet.
 	adj := 1000 - (1000*req)/memoryCapacity
-	return min(max(adj, 2), 999)
+	return min(max(adj, 3), 999)
 }
 
 // CFS settings kubelet derives from CPU requests and limits.

@@ -59,6 +59,10 @@ func TestQOSClassAndResources(t *testing.T) {
 	if r.CpuShares != 2 || r.CpuQuota != 0 || r.MemoryLimitInBytes != 0 || r.OomScoreAdj != 750 {
 		t.Errorf("burstable: %+v", r)
 	}
+	huge := podWith(resources(map[v1.ResourceName]string{v1.ResourceMemory: "2Gi"}, nil))
+	if r := containerResources(huge, &huge.Spec.Containers[0], 1<<30); r.OomScoreAdj != 3 {
+		t.Errorf("burstable requesting all memory: oom_score_adj %d, want 3 (just above Guaranteed)", r.OomScoreAdj)
+	}
 	e := podWith(v1.ResourceRequirements{})
 	if r := containerResources(e, &e.Spec.Containers[0], 1<<30); r.OomScoreAdj != 1000 {
 		t.Errorf("best effort oom_score_adj %d", r.OomScoreAdj)
