@@ -49,8 +49,14 @@ func (d Dir) Run(ctx context.Context, update func([]manifest.File)) error {
 	if err := w.Add(d.Path); err != nil {
 		return fmt.Errorf("watch manifest directory %s: %w", d.Path, err)
 	}
+	watching := true
 	reported := map[string]string{}
 	read := func() {
+		// A directory that was removed or replaced is watched again once
+		// it is back.
+		if !watching && w.Add(d.Path) == nil {
+			watching = true
+		}
 		files, err := manifest.ReadDir(d.Path, d.NodeName)
 		if err != nil {
 			d.Log.Warn("read manifest directory", "dir", d.Path, "err", err)
@@ -82,6 +88,10 @@ func (d Dir) Run(ctx context.Context, update func([]manifest.File)) error {
 			}
 			if ev.Op == fsnotify.Chmod {
 				continue
+			}
+			if ev.Name == d.Path && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
+				watching = false
+				w.Remove(d.Path)
 			}
 			if pending == nil {
 				pending = time.After(settle)

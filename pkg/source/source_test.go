@@ -75,3 +75,58 @@ func TestRunFollowsTheDirectory(t *testing.T) {
 	}
 	expect("c.yaml:a-n1")
 }
+
+// TestRunFollowsAReplacedDirectory: a directory swapped for another (as
+// configuration tools do) is read and watched again from the next resync.
+func TestRunFollowsAReplacedDirectory(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "manifests")
+	updates := make(chan int, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- Dir{Path: dir, NodeName: "n1", Resync: 50 * time.Millisecond}.Run(ctx, func(files []manifest.File) {
+			updates <- len(files)
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case got := <-updates:
+				if got == n {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no update with %d files", n)
+			}
+		}
+	}
+	waitFor(0)
+	next := filepath.Join(base, "next")
+	if err := os.Mkdir(next, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(next, "a.yaml"), []byte(fmt.Sprintf(pod, "a")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(1)
+	// And it goes on being followed.
+	if err := os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(fmt.Sprintf(pod, "b")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(2)
+}
