@@ -24,6 +24,7 @@ import (
 	"github.com/berth-project/berth/cri/cgroup"
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/network"
+	"github.com/berth-project/berth/cri/nri"
 	"github.com/berth-project/berth/cri/runc"
 	"github.com/berth-project/berth/cri/server"
 	"github.com/berth-project/berth/cri/streaming"
@@ -65,6 +66,10 @@ func run() error {
 	fs.StringVar(&cfg.APIAddress, "api-address", cfg.APIAddress, "host:port to also serve the local API on")
 	fs.StringVar(&cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", cfg.ContainerRuntimeEndpoint, "CRI endpoint the agent drives (default: berthd's own)")
 	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
+	fs.StringVar(&cfg.NRISocket, "nri-socket", cfg.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
+	fs.StringVar(&cfg.NRIPluginPath, "nri-plugin-path", cfg.NRIPluginPath, "NRI plugins berthd starts itself")
+	fs.StringVar(&cfg.NRIPluginConfigPath, "nri-plugin-config-path", cfg.NRIPluginConfigPath, "configuration of the NRI plugins berthd starts")
+	fs.DurationVar(&cfg.NRIRequestTimeout.Duration, "nri-request-timeout", cfg.NRIRequestTimeout.Duration, "how long an NRI plugin may take to answer (then it is disconnected)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -142,6 +147,14 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.ContainerRuntimeEndpoint = from.ContainerRuntimeEndpoint
 	case "cgroup-root":
 		cfg.CgroupRoot = from.CgroupRoot
+	case "nri-socket":
+		cfg.NRISocket = from.NRISocket
+	case "nri-plugin-path":
+		cfg.NRIPluginPath = from.NRIPluginPath
+	case "nri-plugin-config-path":
+		cfg.NRIPluginConfigPath = from.NRIPluginConfigPath
+	case "nri-request-timeout":
+		cfg.NRIRequestTimeout = from.NRIRequestTimeout
 	}
 }
 
@@ -193,6 +206,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		MinOOMScoreAdj: minOOM,
 		CNIConfDir:     cfg.CNIConfDir,
 		Streaming:      streaming.Config{Listener: streamListener},
+		NRI: nri.Config{Socket: cfg.NRISocket, PluginPath: cfg.NRIPluginPath,
+			PluginConfigPath: cfg.NRIPluginConfigPath, Version: server.Version, RequestTimeout: cfg.NRIRequestTimeout.Duration},
 	}, server.Deps{Images: images, Network: net, Log: log})
 	if err != nil {
 		return err

@@ -115,9 +115,6 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
-		return nil, err
-	}
 
 	meta := store.ContainerMeta{
 		ID:          id,
@@ -131,16 +128,28 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 
 		ImageVolumes: imageVols,
 	}
+	meta.Config.Msg = cfg
+	// Plugins may adjust the spec, or veto the container, before anyone
+	// can see it.
+	unblockNRI := s.nri.Block()
+	defer unblockNRI()
+	pod := s.nriPod(sb)
+	if err := s.nri.CreateContainer(ctx, pod, nriContainer(&meta, store.ContainerStatus{State: store.ContainerCreated}, spec), spec); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), spec); err != nil {
+		return nil, err
+	}
 	if p := spec.Process; p != nil {
 		meta.User = store.User{UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids}
 	}
-	meta.Config.Msg = cfg
 	c := store.NewContainer(dir, meta)
 	if err := c.Commit(store.ContainerStatus{State: store.ContainerCreated}); err != nil {
 		return nil, err
 	}
 	s.store.AddContainer(c)
 	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
+	s.nriLog(id, s.nri.PostCreateContainer(ctx, pod, nriContainer(&c.Meta, c.Status(), spec)))
 	s.log.Info("container created", "container", id, "name", cfg.GetMetadata().GetName(), "sandbox", sb.Meta.ID, "image", img.ID)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
 }

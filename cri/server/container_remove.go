@@ -56,6 +56,7 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 	if err := atomicfile.RemoveAll(c.Dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
+	pod := s.nriPodOf(c.Meta.SandboxID)
 	s.store.DeleteContainer(id)
 	s.store.ReleaseName(store.ContainerNameKey(c.Meta.SandboxID, c.Config().GetMetadata()), id)
 	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, c)
@@ -65,6 +66,7 @@ func (s *Service) removeContainer(ctx context.Context, c *store.Container) error
 			s.log.Warn("prune image layers", "error", err)
 		}
 	}
+	s.nriLog(id, s.nri.RemoveContainer(ctx, pod, nriContainer(&c.Meta, c.Status(), nil)))
 	s.log.Info("container removed", "container", id)
 	return nil
 }

@@ -41,6 +41,10 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if sbStatus.State != store.SandboxReady {
 		return nil, errdefs.FailedPrecondition("sandbox %s of container %s is not ready (%s)", sb.Meta.ID, id, sbStatus.Reason)
 	}
+	pod := s.nriPod(sb)
+	if err := s.nri.StartContainer(ctx, pod, nriContainer(&c.Meta, c.Status(), nil)); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
 	cfg := c.Config()
 	pid, err := shim.Run(ctx, sbStatus.Shim.Socket, shim.Request{
 		ID:        id,
@@ -77,6 +81,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	}
 	s.emitContainer(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, c)
 	s.watchContainer(c) // publishes STOPPED when it exits
+	s.nriLog(id, s.nri.PostStartContainer(ctx, pod, nriContainer(&c.Meta, c.Status(), nil)))
 	s.log.Info("container started", "container", id, "pid", pid)
 	return &runtimeapi.StartContainerResponse{}, nil
 }

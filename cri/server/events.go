@@ -65,6 +65,7 @@ func (s *Service) GetContainerEvents(req *runtimeapi.GetEventsRequest, stream gr
 // statuses of the sandbox's containers as they are now (without c once it
 // is deleted). It costs nothing when nobody listens.
 func (s *Service) emitContainer(typ runtimeapi.ContainerEventType, c *store.Container) {
+	s.nriContainerStopped(typ, c)
 	if !s.events.active() {
 		return
 	}

@@ -33,6 +33,7 @@ const waitRetryMax = time.Minute
 func (s *Service) Run(ctx context.Context) error {
 	s.watchRecovered()
 	<-ctx.Done()
+	s.nri.Stop()
 	s.events.close(errdefs.Unavailable("berthd is shutting down"))
 	s.exits.stopAll()
 	return nil

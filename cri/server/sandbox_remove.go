@@ -45,10 +45,12 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	if err := atomicfile.RemoveAll(sb.Dir); err != nil {
 		return nil, fmt.Errorf("remove sandbox %s: %w", sb.Meta.ID, err)
 	}
+	pod := s.nriPod(sb)
 	s.store.DeleteSandbox(sb.Meta.ID)
 	s.store.ReleaseName(store.SandboxNameKey(sb.Config().GetMetadata()), sb.Meta.ID)
 	s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, sb)
 	s.sweepCgroupParents(sb.Meta.ID)
+	s.nriLog(sb.Meta.ID, s.nri.RemovePodSandbox(ctx, pod))
 	s.log.Info("sandbox removed", "sandbox", sb.Meta.ID)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }

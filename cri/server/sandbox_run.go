@@ -142,6 +142,12 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	if err := sb.Commit(store.SandboxStatus{State: store.SandboxReady, Pid: pid, Shim: proc, IPs: ips}); err != nil {
 		return nil, err
 	}
+	// Plugins see the sandbox before anyone else can; one may veto it.
+	unblockNRI := s.nri.Block()
+	defer unblockNRI()
+	if err := s.nri.RunPodSandbox(ctx, s.nriPod(sb)); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
 	unlock := s.ops.lock(sandboxKey(id)) // a stop must find the watcher
 	s.store.AddSandbox(sb)
 	s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, sb)

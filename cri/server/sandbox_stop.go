@@ -44,6 +44,9 @@ func (s *Service) stopSandbox(ctx context.Context, sb *store.Sandbox) error {
 			return fmt.Errorf("stop sandbox %s: %w", sb.Meta.ID, err)
 		}
 	}
+	// Plugins hear of the stop with the workload stopped and the sandbox
+	// still there.
+	s.nriLog(sb.Meta.ID, s.nri.StopPodSandbox(ctx, s.nriPod(sb)))
 	st := sb.Status()
 	if st.Pid != 0 {
 		if err := s.stopPause(ctx, sb.Meta.ID, st.Shim); err != nil {

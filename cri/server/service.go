@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/network"
+	"github.com/berth-project/berth/cri/nri"
 	"github.com/berth-project/berth/cri/runc"
 	"github.com/berth-project/berth/cri/stats"
 	"github.com/berth-project/berth/cri/store"
@@ -69,6 +70,8 @@ type Config struct {
 	// Streaming is where exec, attach and port-forward sessions are
 	// served; without a listener those RPCs answer Unavailable.
 	Streaming streaming.Config
+	// NRI connects plugins to the lifecycle; no socket, no NRI.
+	NRI nri.Config
 }
 
 // Service implements the CRI RuntimeService and ImageService.
@@ -88,6 +91,7 @@ type Service struct {
 	exits   *exitWatchers     // one goroutine per running process, see exits.go
 	streams *streaming.Server // exec/attach/port-forward sessions; nil if not configured
 	usage   usageReader       // cgroup, network and writable layer usage, for the stats verbs
+	nri     *nri.NRI          // nil without NRI
 	// rootLock is held for the life of the process: two daemons on one
 	// root would corrupt each other's records.
 	rootLock *os.File
@@ -136,6 +140,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		}
 	}
 	s.recover(ctx)
+	if s.nri, err = nri.New(cfg.NRI, s.nriSnapshot, deps.Log.With("component", "nri")); err != nil {
+		return nil, err
+	}
+	if err := s.nri.Start(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -53,6 +53,15 @@ type Config struct {
 	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
 	// CgroupRoot is the root of the pods' QoS cgroup hierarchy.
 	CgroupRoot string `json:"cgroupRoot"`
+
+	// NRISocket is where NRI plugins connect ("" turns NRI off);
+	// NRIPluginPath holds plugins berthd starts itself, configured from
+	// NRIPluginConfigPath.
+	NRISocket           string `json:"nriSocket"`
+	NRIPluginPath       string `json:"nriPluginPath"`
+	NRIPluginConfigPath string `json:"nriPluginConfigPath"`
+	// NRIRequestTimeout bounds each plugin call.
+	NRIRequestTimeout Duration `json:"nriRequestTimeout"`
 }
 
 // DefaultRegistryConfig is where berthd looks for a registry configuration.
@@ -105,6 +114,10 @@ func Default() Config {
 		StaticPodPath: "/etc/berth/manifests",
 		PodLogsDir:    "/var/log/pods",
 		CgroupRoot:    "kubepods",
+
+		NRIPluginPath:       "/opt/nri/plugins",
+		NRIPluginConfigPath: "/etc/nri/conf.d",
+		NRIRequestTimeout:   Duration{5 * time.Second},
 	}
 }
 

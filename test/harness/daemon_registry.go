@@ -28,3 +28,13 @@ func (d *Daemon) SetRegistryConfig(yaml string) error {
 func (d *Daemon) SetRuntimeEndpoint(endpoint string) {
 	d.extraArgs = append(d.extraArgs, "--container-runtime-endpoint", endpoint)
 }
+
+// NRISocket is where EnableNRI has berthd listen for NRI plugins.
+func (d *Daemon) NRISocket() string { return filepath.Join(d.Dir, "nri.sock") }
+
+// EnableNRI has every later Start serve NRI plugins on NRISocket, with no
+// pre-installed plugins.
+func (d *Daemon) EnableNRI() {
+	d.extraArgs = append(d.extraArgs, "--nri-socket", d.NRISocket(),
+		"--nri-plugin-path", filepath.Join(d.Dir, "nri-plugins"), "--nri-plugin-config-path", filepath.Join(d.Dir, "nri-conf"))
+}

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"google.golang.org/grpc/codes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/harness"
+)
+
+// recorder is an NRI plugin (a real one, through containerd/nri's stub)
+// that records the events it gets, adds an environment variable to every
+// container and refuses containers named "vetoed".
+type recorder struct {
+	mu     sync.Mutex
+	events []string // "Event sandbox-or-container-name"
+}
+
+func (r *recorder) add(ev, name string) {
+	r.mu.Lock()
+	r.events = append(r.events, ev+" "+name)
+	r.mu.Unlock()
+}
+
+func (r *recorder) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+func (r *recorder) RunPodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("RunPodSandbox", p.GetName())
+	return nil
+}
+
+func (r *recorder) StopPodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("StopPodSandbox", p.GetName())
+	return nil
+}
+
+func (r *recorder) RemovePodSandbox(_ context.Context, p *api.PodSandbox) error {
+	r.add("RemovePodSandbox", p.GetName())
+	return nil
+}
+
+func (r *recorder) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	r.add("CreateContainer", c.GetName())
+	if c.GetName() == "vetoed" {
+		return nil, nil, errors.New("plugin says no")
+	}
+	adj := &api.ContainerAdjustment{}
+	adj.AddEnv("FROM_NRI", "injected")
+	return adj, nil, nil
+}
+
+func (r *recorder) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	r.add("StartContainer", c.GetName())
+	return nil
+}
+
+func (r *recorder) StopContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) ([]*api.ContainerUpdate, error) {
+	r.add("StopContainer", c.GetName())
+	return nil, nil
+}
+
+func (r *recorder) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	r.add("RemoveContainer", c.GetName())
+	return nil
+}
+
+func TestNRIPlugin(t *testing.T) {
+	d, err := harness.NewDaemon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.EnableNRI()
+	t.Cleanup(func() {
+		if t.Failed() {
+			if log, err := os.ReadFile(d.LogPath()); err == nil {
+				t.Logf("berthd log:\n%s", tail(string(log), 60))
+			}
+		}
+		if err := d.Cleanup(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, d: d, rt: d.Runtime, im: d.Images}
+	e.berthctl("images", "import", imageArchive)
+
+	rec := &recorder{}
+	plugin, err := stub.New(rec, stub.WithSocketPath(d.NRISocket()), stub.WithPluginName("e2e-recorder"), stub.WithPluginIdx("10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plugin.Start(context.Background()); err != nil {
+		t.Fatalf("plugin start: %v", err)
+	}
+	defer plugin.Stop()
+
+	pod := e.podConfig("nripod")
+	podID := e.runPod(pod)
+	st, out := e.runToExit(podID, pod, containerConfig("app", []string{"sh", "-c", "echo $FROM_NRI"}))
+	if st.GetExitCode() != 0 || out != "injected\n" {
+		t.Errorf("the plugin's adjustment: exit %d, output %q", st.GetExitCode(), out)
+	}
+	_, err = e.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: podID,
+		Config: containerConfig("vetoed", []string{"true"}), SandboxConfig: pod})
+	wantCode(t, "a container the plugin refuses", err, codes.Unknown, "plugin says no")
+	list, err := e.rt.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetContainers()) != 1 {
+		t.Errorf("%d containers after the veto, want the one that ran", len(list.GetContainers()))
+	}
+	e.removePod(podID)
+
+	want := []string{"RunPodSandbox nripod", "CreateContainer app", "StartContainer app", "StopContainer app",
+		"CreateContainer vetoed", "StopPodSandbox nripod", "RemoveContainer app", "RemovePodSandbox nripod"}
+	eventually(t, "the plugin to see the whole lifecycle", func() bool { return len(rec.seen()) >= len(want) })
+	if got := rec.seen(); !slices.Equal(got, want) {
+		t.Errorf("plugin saw:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
