@@ -77,8 +77,8 @@ func (w *worker) act(ctx context.Context, s *podSync) error {
 	s.ips = ips
 	if !w.runInitContainers(ctx, s) {
 		if s.finished { // an init container failed and will not be retried
-			if _, err := w.m.cfg.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.sandbox.GetId()}); err != nil {
-				return fmt.Errorf("stop sandbox of failed pod: %w", err)
+			if err := w.stopSandbox(ctx, s.sandbox.GetId()); err != nil {
+				return err
 			}
 		}
 		return w.gc(ctx, s)
@@ -94,11 +94,20 @@ func (w *worker) act(ctx context.Context, s *podSync) error {
 		// A completed pod keeps its containers (and logs) but not its
 		// sandbox, as kubelet does.
 		s.finished = true
-		if _, err := w.m.cfg.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.sandbox.GetId()}); err != nil {
-			return fmt.Errorf("stop sandbox of completed pod: %w", err)
+		if err := w.stopSandbox(ctx, s.sandbox.GetId()); err != nil {
+			return err
 		}
 	}
 	return w.gc(ctx, s)
+}
+
+// stopSandbox gives up the sandbox of a pod that finished; its containers
+// stay, for their logs and status.
+func (w *worker) stopSandbox(ctx context.Context, id string) error {
+	if _, err := w.m.cfg.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		return fmt.Errorf("stop sandbox of finished pod: %w", err)
+	}
+	return nil
 }
 
 // stopStaleSandboxes stops every sandbox but the newest (a crash between
