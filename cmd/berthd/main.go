@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,11 @@ func main() {
 }
 
 func run() error {
+	// berthd's live heap is small and long-lived: collecting at 50 %
+	// growth instead of Go's 100 % keeps its footprint down for little CPU.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	cfg := config.Default()
 	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
 	configFile := fs.String("config", "", "JSON configuration file (flags override it)")

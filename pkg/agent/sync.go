@@ -74,6 +74,9 @@ func (w *worker) act(ctx context.Context, s *podSync) error {
 	if err != nil {
 		return err
 	}
+	if s.pod.Spec.HostNetwork {
+		ips = w.m.hostIPs // the pod's addresses are the node's, as kubelet reports
+	}
 	s.ips = ips
 	if !w.runInitContainers(ctx, s) {
 		if s.finished { // an init container failed and will not be retried

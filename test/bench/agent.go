@@ -130,8 +130,9 @@ func (a *agentRun) startPods(ctx context.Context, n int, grace, script string) (
 	return done.Sub(t0), err
 }
 
-// wait polls cond (every 2 ms) for up to 2 minutes; when since is given it
-// is replaced by the time cond first held.
+// wait polls cond (every 5 ms, light enough not to slow berthd down) for
+// up to 2 minutes; when since is given it is replaced by the time cond
+// first held.
 func (a *agentRun) wait(ctx context.Context, cond func() (bool, error), since *time.Time) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -148,7 +149,7 @@ func (a *agentRun) wait(ctx context.Context, cond func() (bool, error), since *t
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out; see %s", a.d.LogPath())
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -564,6 +564,9 @@ spec:
 	if h, _ := os.Hostname(); strings.TrimSpace(out) != h {
 		t.Errorf("host network pod's hostname %q, want the node's %q", out, h)
 	}
+	if hn.Status.PodIP == "" || hn.Status.PodIP != hn.Status.HostIP {
+		t.Errorf("host network pod's IP %q, want the node's %q", hn.Status.PodIP, hn.Status.HostIP)
+	}
 	failed := e.waitPod("init-fails", "failed", func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	if s := failed.Status.InitContainerStatuses[0]; s.State.Terminated == nil || s.State.Terminated.ExitCode != 2 {
 		t.Errorf("failed init container: %+v", s.State)
