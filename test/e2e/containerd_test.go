@@ -37,26 +37,9 @@ func TestStaticPodOnContainerd(t *testing.T) {
 	if err := c.Import(ctx(t), imageArchive); err != nil {
 		t.Fatal(err)
 	}
-	d, err := harness.NewDaemon()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.SetRuntimeEndpoint("unix://" + c.Socket)
-	t.Cleanup(func() {
-		if t.Failed() {
-			if log, err := os.ReadFile(d.LogPath()); err == nil {
-				t.Logf("berthd log:\n%s", tail(string(log), 40))
-			}
-		}
-		if err := d.Cleanup(); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// e.rt is containerd's: what the agent drives.
-	e := &env{t: t, d: d, rt: c.Runtime}
+	e := newEnvWith(t, func(d *harness.Daemon) { d.SetRuntimeEndpoint("unix://" + c.Socket) })
+	d := e.d
+	e.rt = c.Runtime // containerd's: what the agent drives
 
 	e.writeManifest("job.yaml", fmt.Sprintf(`apiVersion: v1
 kind: Pod

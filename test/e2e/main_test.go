@@ -58,9 +58,18 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the daemon adjusted (flags) before it starts.
+func newEnvWith(t *testing.T, configure func(*harness.Daemon)) *env {
+	t.Helper()
 	d, err := harness.NewDaemon()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if configure != nil {
+		configure(d)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -78,26 +77,8 @@ func (r *recorder) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api.
 }
 
 func TestNRIPlugin(t *testing.T) {
-	d, err := harness.NewDaemon()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.EnableNRI()
-	t.Cleanup(func() {
-		if t.Failed() {
-			if log, err := os.ReadFile(d.LogPath()); err == nil {
-				t.Logf("berthd log:\n%s", tail(string(log), 60))
-			}
-		}
-		if err := d.Cleanup(); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, d: d, rt: d.Runtime, im: d.Images}
-	e.berthctl("images", "import", imageArchive)
+	e := newEnvWith(t, (*harness.Daemon).EnableNRI)
+	d := e.d
 
 	rec := &recorder{}
 	plugin, err := stub.New(rec, stub.WithSocketPath(d.NRISocket()), stub.WithPluginName("e2e-recorder"), stub.WithPluginIdx("10"))

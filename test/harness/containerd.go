@@ -112,23 +112,11 @@ state = %[2]q
 		return c, err
 	}
 	c.Runtime = runtimeapi.NewRuntimeServiceClient(c.conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := c.Runtime.Status(cctx, &runtimeapi.StatusRequest{})
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-c.exited:
-			return c, fmt.Errorf("containerd exited at start; see %s", filepath.Join(dir, "containerd.log"))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return c, fmt.Errorf("containerd did not answer on %s: %v", c.Socket, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := awaitAnswer(ctx, "containerd", c.Socket, c.LogPath(), c.exited, func(ctx context.Context) error {
+		_, err := c.Runtime.Status(ctx, &runtimeapi.StatusRequest{})
+		return err
+	}); err != nil {
+		return c, err
 	}
 	pause, err := PauseImage(filepath.Join(bin, "berth-pause"))
 	if err != nil {

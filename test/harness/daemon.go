@@ -155,24 +155,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.conn = conn
 	d.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
 	d.Images = runtimeapi.NewImageServiceClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := d.Runtime.Version(cctx, &runtimeapi.VersionRequest{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-d.exited:
-			return fmt.Errorf("berthd exited at start; see %s", filepath.Join(d.Dir, "berthd.log"))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("berthd did not answer on %s: %v", d.Socket, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return awaitAnswer(ctx, "berthd", d.Socket, d.LogPath(), d.exited, func(ctx context.Context) error {
+		_, err := d.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+		return err
+	})
 }
 
 // Pid is berthd's process ID.
@@ -245,6 +231,29 @@ func (d *Daemon) Cleanup() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// awaitAnswer polls ask (for up to 30 s) until the daemon answers on its
+// socket, failing early if the process exits.
+func awaitAnswer(ctx context.Context, name, socket, log string, exited <-chan struct{}, ask func(context.Context) error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := ask(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited at start; see %s", name, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer on %s: %v", name, socket, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // removeCgroupTree removes the cgroup name (and what is below it) from
