@@ -34,7 +34,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("agent: CRI endpoint %s: %w", endpoint, err)
 	}
-	nodeName := cfg.NodeName
+	nodeName := strings.ToLower(cfg.NodeName)
 	if nodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {

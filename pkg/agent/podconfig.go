@@ -115,9 +115,9 @@ func sandboxSecurity(pod *v1.Pod) *runtimeapi.LinuxSandboxSecurityContext {
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		if psc.RunAsUser != nil {
 			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
-			if psc.RunAsGroup != nil {
-				sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
-			}
+		}
+		if psc.RunAsGroup != nil { // as kubelet: also without a user
+			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
 		}
 		sc.SupplementalGroups = psc.SupplementalGroups
 		if psc.FSGroup != nil {
@@ -242,7 +242,9 @@ func containerSecurity(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerS
 	if runAsUser != nil {
 		sc.RunAsUser = &runtimeapi.Int64Value{Value: *runAsUser}
 	}
-	if runAsGroup != nil && runAsUser != nil {
+	if runAsGroup != nil {
+		// Without runAsUser, berth and containerd refuse it with a clear
+		// error (CreateContainerError) rather than have it silently dropped.
 		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *runAsGroup}
 	}
 	return sc

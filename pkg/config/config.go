@@ -10,7 +10,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Config is everything berthd can be told.
@@ -41,7 +44,8 @@ type Config struct {
 	// The agent. StaticPodPath "" turns it off (berthd is then only a CRI
 	// runtime).
 	StaticPodPath string `json:"staticPodPath"`
-	// NodeName is appended to static pod names; "" means the host name.
+	// NodeName is appended to static pod names, lowercased as kubelet
+	// does; "" means the host name.
 	NodeName   string `json:"nodeName"`
 	PodLogsDir string `json:"podLogsDir"`
 	// APISocket serves the read-only local API; "" means <state>/api.sock.
@@ -172,6 +176,11 @@ func (c Config) Validate() (warnings []string, err error) {
 	}
 	if c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
 		return nil, fmt.Errorf("config: cgroupDriver %q must be cgroupfs or systemd", c.CgroupDriver)
+	}
+	if c.NodeName != "" {
+		if errs := validation.IsDNS1123Subdomain(strings.ToLower(c.NodeName)); len(errs) > 0 {
+			return nil, fmt.Errorf("config: nodeName %q: %s", c.NodeName, strings.Join(errs, "; "))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -28,6 +28,7 @@ func TestValidate(t *testing.T) {
 		"bad driver":     func(c *Config) { c.CgroupDriver = "cgroupv3" },
 		"bad log level":  func(c *Config) { c.LogLevel = "loud" },
 		"runc not found": func(c *Config) { c.RuncBinary = "runc" },
+		"bad node name":  func(c *Config) { c.NodeName = "node_1" },
 	} {
 		c := good
 		mutate(&c)

@@ -160,13 +160,7 @@ func (c *Containerd) Cleanup() error {
 		c.conn.Close()
 	}
 	if c.cmd != nil {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(30 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.exited
-		}
+		terminate(c.cmd, c.exited)
 	}
 	killProcesses(func(cmdline string) bool {
 		return strings.Contains(cmdline, "containerd-shim") && strings.Contains(cmdline, c.Socket)

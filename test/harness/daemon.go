@@ -180,15 +180,21 @@ func (d *Daemon) Stop() {
 	if d.cmd == nil {
 		return
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
+	terminate(d.cmd, d.exited)
 	d.conn.Close()
 	d.cmd = nil
+}
+
+// terminate asks a process to exit with SIGTERM, kills it after 30 s, and
+// waits until it is gone (exited is closed by its waiter).
+func terminate(cmd *exec.Cmd, exited <-chan struct{}) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
 }
 
 // Cleanup removes every pod through the CRI, stops berthd and deletes the
