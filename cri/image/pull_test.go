@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-project/berth/cri/errdefs"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // blobDigests are the digests of an image's config and layer blobs.
@@ -256,7 +258,7 @@ func TestConcurrentPullsShareTheWork(t *testing.T) {
 	}
 	res2 := make(chan result, 1)
 	go func() { img, err := s.Pull(pullCtx(t), ref, nil); res2 <- result{img, err} }()
-	eventually(t, "the second pull to join the first", func() bool { return s.pulls.waiting(ref) == 2 })
+	testutil.Eventually(t, "the second pull to join the first", func() bool { return s.pulls.waiting(ref) == 2 })
 
 	cancel1()
 	if err := <-errs1; !errors.Is(err, context.Canceled) {

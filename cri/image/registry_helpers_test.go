@@ -314,18 +314,6 @@ func mustPull(t *testing.T, s *Store, ref string, auth *Auth) Image {
 	return img
 }
 
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waiting reports how many callers wait for a pull of key.
 func (g *flightGroup) waiting(key string) int {
 	g.mu.Lock()

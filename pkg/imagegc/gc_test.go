@@ -1,17 +1,17 @@
 package imagegc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // harness is one collector over fakes.
@@ -21,12 +21,12 @@ type harness struct {
 	im    *fakeImages
 	fs    *fakeFs
 	clock *fakeClock
-	log   *syncBuffer
+	log   *testutil.Buffer
 }
 
 func newHarness(t *testing.T, cfg Config, imgs ...*runtimeapi.Image) *harness {
 	t.Helper()
-	h := &harness{rt: &fakeRuntime{}, im: &fakeImages{}, fs: &fakeFs{}, clock: newFakeClock(t0), log: &syncBuffer{}}
+	h := &harness{rt: &fakeRuntime{}, im: &fakeImages{}, fs: &fakeFs{}, clock: newFakeClock(t0), log: &testutil.Buffer{}}
 	h.im.add(imgs...)
 	h.fs.setUsed(500)
 	gc, err := New(cfg, h.rt, h.im, WithClock(h.clock), WithFsStats(h.fs.stats),
@@ -57,24 +57,8 @@ func criImg(id string, size uint64, tags ...string) *runtimeapi.Image {
 	return &runtimeapi.Image{Id: id, Size: size, RepoTags: tags}
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) lines(substr string) []string {
+// logLines are the lines of a log that contain substr.
+func logLines(b *testutil.Buffer, substr string) []string {
 	var out []string
 	for _, l := range strings.Split(b.String(), "\n") {
 		if strings.Contains(l, substr) {
@@ -135,12 +119,12 @@ func TestCollectFreesDownToLow(t *testing.T) {
 	if r := h.im.removedIDs(); !slices.Equal(r, []string{c, b}) {
 		t.Errorf("removed %v, want [c b]", short(r))
 	}
-	removed := h.log.lines("removed image")
+	removed := logLines(h.log, "removed image")
 	if len(removed) != 2 || !strings.Contains(removed[0], "image="+c) || !strings.Contains(removed[0], "tags=[x/c:1]") ||
 		!strings.Contains(removed[0], "size=70") || !strings.Contains(removed[0], `reason="never used; first seen 1h0m0s ago"`) {
 		t.Errorf("removal log lines:\n%s", strings.Join(removed, "\n"))
 	}
-	summary := h.log.lines(`msg="image garbage collection"`)
+	summary := logLines(h.log, `msg="image garbage collection"`)
 	if len(summary) != 1 || !strings.Contains(summary[0], "usagePercent=90.0") || !strings.Contains(summary[0], "targetPercent=80") ||
 		!strings.Contains(summary[0], "bytesToFree=100") || !strings.Contains(summary[0], "freed=130") {
 		t.Errorf("summary log lines:\n%s", strings.Join(summary, "\n"))
@@ -238,7 +222,7 @@ func TestCollectContinuesAfterRemoveError(t *testing.T) {
 	if r := h.im.removedIDs(); !slices.Equal(r, []string{b}) {
 		t.Errorf("removed %v, want [b]", short(r))
 	}
-	if l := h.log.lines("removing image failed"); len(l) != 1 || !strings.Contains(l[0], "image="+a) || !strings.Contains(l[0], errFake.Error()) {
+	if l := logLines(h.log, "removing image failed"); len(l) != 1 || !strings.Contains(l[0], "image="+a) || !strings.Contains(l[0], errFake.Error()) {
 		t.Errorf("failure log lines: %q", l)
 	}
 	// The next pass tries again, a first: it is still the oldest.
@@ -343,7 +327,7 @@ func TestRun(t *testing.T) {
 	if r := h.im.removedIDs(); !slices.Equal(r, []string{a, b}) {
 		t.Errorf("first pass removed %v, want [a b]", short(r))
 	}
-	if l := h.log.lines("level=WARN"); len(l) != 0 {
+	if l := logLines(h.log, "level=WARN"); len(l) != 0 {
 		t.Errorf("warnings after a pass that freed what was needed: %q", l)
 	}
 	cancel()
@@ -367,7 +351,7 @@ func TestRunLogsFailedPassesAndGoesOn(t *testing.T) {
 	timer := waitTimer(t, h.clock) // recording failed, logged
 	timer.fire <- h.clock.Now()
 	waitTimer(t, h.clock) // the pass failed too, and Run waits for the next
-	if l := h.log.lines("level=WARN"); len(l) != 2 {
+	if l := logLines(h.log, "level=WARN"); len(l) != 2 {
 		t.Errorf("warnings %q, want one for the start and one for the pass", l)
 	}
 	cancel()

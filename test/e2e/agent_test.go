@@ -16,6 +16,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // The agent: static pods from the manifest directory, driven through the
@@ -74,7 +76,7 @@ func (e *env) agentPod(name string) (corev1.Pod, bool) {
 func (e *env) waitPod(name, what string, cond func(corev1.Pod) bool) corev1.Pod {
 	e.t.Helper()
 	var p corev1.Pod
-	eventually(e.t, "pod "+name+" "+what, func() bool {
+	testutil.Eventually(e.t, "pod "+name+" "+what, func() bool {
 		var ok bool
 		p, ok = e.agentPod(name)
 		return ok && cond(p)
@@ -140,7 +142,7 @@ func TestStaticPodAddChangeRenameRemove(t *testing.T) {
 	var ms []struct {
 		File string `json:"file"`
 	}
-	eventually(t, "the rename to be seen", func() bool {
+	testutil.Eventually(t, "the rename to be seen", func() bool {
 		e.apiGet("/manifests", &ms)
 		return len(ms) == 1 && strings.HasSuffix(ms[0].File, "web2.yaml")
 	})
@@ -151,7 +153,7 @@ func TestStaticPodAddChangeRenameRemove(t *testing.T) {
 	// A changed manifest is a new pod that replaces the old one.
 	e.writeManifest("web2.yaml", sleeperManifest("web", "    env: [{name: V, value: two}]\n"))
 	p3 := e.waitPod("web", "replaced", func(x corev1.Pod) bool { return x.UID != p.UID && running(x) })
-	eventually(t, "the old sandbox to go", func() bool { return len(e.podSandboxes("web")) == 1 })
+	testutil.Eventually(t, "the old sandbox to go", func() bool { return len(e.podSandboxes("web")) == 1 })
 	out, _, _ := e.exec(strings.TrimPrefix(p3.Status.ContainerStatuses[0].ContainerID, "berth://"), "sh", "-c", "echo $V")
 	if out != "two\n" {
 		t.Errorf("new pod's env V = %q", out)
@@ -161,7 +163,7 @@ func TestStaticPodAddChangeRenameRemove(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.d.Manifests, "web2.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the pod and its logs to be removed", func() bool {
+	testutil.Eventually(t, "the pod and its logs to be removed", func() bool {
 		entries, _ := os.ReadDir(e.d.LogDir)
 		return len(e.podSandboxes("web")) == 0 && len(entries) == 0
 	})
@@ -238,7 +240,7 @@ func TestStaticPodInvalidManifest(t *testing.T) {
 		File  string `json:"file"`
 		Error string `json:"error"`
 	}
-	eventually(t, "the invalid file to be reported", func() bool {
+	testutil.Eventually(t, "the invalid file to be reported", func() bool {
 		e.apiGet("/manifests", &ms)
 		for _, m := range ms {
 			if strings.HasSuffix(m.File, "bad.yaml") && strings.Contains(m.Error, "spec.containers[1].name") {
@@ -420,7 +422,7 @@ func TestStaticPodResourcesAndQoS(t *testing.T) {
 	for _, f := range []string{"guaranteed.yaml", "burstable.yaml"} {
 		os.Remove(filepath.Join(e.d.Manifests, f))
 	}
-	eventually(t, "the pod cgroups to go", func() bool {
+	testutil.Eventually(t, "the pod cgroups to go", func() bool {
 		for _, dir := range []string{gDir, bDir} {
 			for _, hierarchy := range []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup"} {
 				if _, err := os.Stat(filepath.Join(hierarchy, dir)); !os.IsNotExist(err) {
@@ -509,7 +511,7 @@ spec:
 	// Through loopback: the test's traffic never leaves the machine.
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	var body string
-	eventually(t, "the host port to answer", func() bool {
+	testutil.Eventually(t, "the host port to answer", func() bool {
 		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
 		if err != nil {
 			return false
@@ -578,7 +580,7 @@ spec:
 	if err := os.Remove(filepath.Join(e.d.Manifests, "graceful.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the graceful pod to go", func() bool { return len(e.podSandboxes("graceful")) == 0 })
+	testutil.Eventually(t, "the graceful pod to go", func() bool { return len(e.podSandboxes("graceful")) == 0 })
 	if b, err := os.ReadFile(filepath.Join(host, "term")); err != nil || string(b) != "got-term\n" {
 		t.Errorf("the container did not get SIGTERM before it was removed: %q, %v", b, err)
 	}
@@ -620,7 +622,7 @@ func TestStaticPodValidationErrors(t *testing.T) {
 			want[name] = f.want
 		}
 	}
-	eventually(t, "every invalid file to be reported", func() bool {
+	testutil.Eventually(t, "every invalid file to be reported", func() bool {
 		e.apiGet("/manifests", &ms)
 		return len(ms) == len(bad)+1
 	})

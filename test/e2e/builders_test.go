@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 var seq atomic.Int64
@@ -117,7 +119,7 @@ func (e *env) podStatus(id string) *runtimeapi.PodSandboxStatus {
 func (e *env) waitExited(id string) *runtimeapi.ContainerStatus {
 	e.t.Helper()
 	var st *runtimeapi.ContainerStatus
-	eventually(e.t, "container "+id+" to exit", func() bool {
+	testutil.Eventually(e.t, "container "+id+" to exit", func() bool {
 		st = e.status(id)
 		return st.GetState() == runtimeapi.ContainerState_CONTAINER_EXITED
 	})

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 func TestContainerLifecycleLogsAndExec(t *testing.T) {
@@ -23,7 +25,7 @@ func TestContainerLifecycleLogsAndExec(t *testing.T) {
 	if st.GetLogPath() != logPath {
 		t.Errorf("log path = %q, want %q", st.GetLogPath(), logPath)
 	}
-	eventually(t, "both lines in the log", func() bool {
+	testutil.Eventually(t, "both lines in the log", func() bool {
 		data, _ := os.ReadFile(logPath)
 		return strings.Contains(string(data), " stdout F hello\n") && strings.Contains(string(data), " stderr F oops\n")
 	})

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/berth-project/berth/test/harness"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // TestStaticPodOnContainerd runs the agent's core scenario against
@@ -70,5 +72,5 @@ spec:
 	if err := os.Remove(filepath.Join(d.Manifests, "job.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the pod to be removed from containerd", func() bool { return len(e.podSandboxes("job")) == 0 })
+	testutil.Eventually(t, "the pod to be removed from containerd", func() bool { return len(e.podSandboxes("job")) == 0 })
 }

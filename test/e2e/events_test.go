@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 const (
@@ -99,7 +101,7 @@ func (l *eventLog) ended() error {
 // and checks they are exactly those, in that order.
 func (e *env) expectEvents(l *eventLog, id string, want ...runtimeapi.ContainerEventType) []*runtimeapi.ContainerEventResponse {
 	e.t.Helper()
-	eventually(e.t, fmt.Sprintf("%d events of %.12s", len(want), id), func() bool {
+	testutil.Eventually(e.t, fmt.Sprintf("%d events of %.12s", len(want), id), func() bool {
 		if err := l.ended(); err != nil {
 			e.t.Fatalf("event stream ended: %v", err)
 		}

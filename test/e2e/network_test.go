@@ -17,6 +17,8 @@ import (
 
 	cniplugins "github.com/berth-project/berth/cni-plugins"
 	"github.com/berth-project/berth/test/harness"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // serveCmd serves a file holding body with busybox httpd on port, in the
@@ -29,7 +31,7 @@ func serveCmd(port, body string) []string {
 func (e *env) fetch(id, url, want string) {
 	e.t.Helper()
 	var last string
-	eventually(e.t, "GET "+url+" to answer "+want, func() bool {
+	testutil.Eventually(e.t, "GET "+url+" to answer "+want, func() bool {
 		// No -T: Debian's busybox 1.35 wget segfaults with it; ExecSync's
 		// timeout bounds the call.
 		out, stderr, code := e.exec(id, "wget", "-q", "-O", "-", url)
@@ -90,11 +92,11 @@ func TestNetworkLocalhostWithinPod(t *testing.T) {
 
 	// And with nc, the other way round: the client container listens.
 	listener := e.start(podID, pod, containerConfig("listener", []string{"sh", "-c", "nc -l -p 9000 > /tmp/got; exec sleep 3600"}))
-	eventually(t, "nc to 127.0.0.1:9000 to be accepted", func() bool {
+	testutil.Eventually(t, "nc to 127.0.0.1:9000 to be accepted", func() bool {
 		_, _, code := e.exec(client, "sh", "-c", "echo ping-over-lo | nc 127.0.0.1 9000")
 		return code == 0
 	})
-	eventually(t, "the listener to receive the message", func() bool {
+	testutil.Eventually(t, "the listener to receive the message", func() bool {
 		out, _, _ := e.exec(listener, "cat", "/tmp/got")
 		return out == "ping-over-lo\n"
 	})
@@ -153,7 +155,7 @@ func TestNetworkHostPort(t *testing.T) {
 
 	url := fmt.Sprintf("http://%s:%d/", hostIP, port)
 	var last string
-	eventually(t, "GET "+url+" from the node", func() bool {
+	testutil.Eventually(t, "GET "+url+" from the node", func() bool {
 		body, err := httpGet(url)
 		ok := err == nil && body == "hello-hostport\n"
 		if got := fmt.Sprintf("%q, %v", body, err); !ok && got != last {

@@ -14,6 +14,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/test/harness"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // recorder is an NRI plugin (a real one, through containerd/nri's stub)
@@ -110,7 +112,7 @@ func TestNRIPlugin(t *testing.T) {
 
 	// Each object's events come in order. (An exit is reported by the
 	// exit watcher, so the app's stop may come before or after the veto.)
-	eventually(t, "the plugin to see the whole lifecycle", func() bool { return len(rec.seen()) >= 8 })
+	testutil.Eventually(t, "the plugin to see the whole lifecycle", func() bool { return len(rec.seen()) >= 8 })
 	got := rec.seen()
 	for _, want := range [][]string{
 		{"RunPodSandbox nripod", "StopPodSandbox nripod", "RemovePodSandbox nripod"},

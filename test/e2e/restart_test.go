@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // verboseInfo returns the "info" JSON of a verbose ContainerStatus.
@@ -48,7 +50,7 @@ func TestRestartAfterKillKeepsContainersAndExits(t *testing.T) {
 		"echo begin; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo end; exit 7"}))
 	runningPid := e.pid(running)
 	logPath := e.status(waiter).GetLogPath()
-	eventually(t, "waiter to log begin", func() bool {
+	testutil.Eventually(t, "waiter to log begin", func() bool {
 		data, _ := os.ReadFile(logPath)
 		return strings.Contains(string(data), "begin")
 	})
@@ -61,7 +63,7 @@ func TestRestartAfterKillKeepsContainersAndExits(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rootfs, "tmp", "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the exit to be recorded", func() bool {
+	testutil.Eventually(t, "the exit to be recorded", func() bool {
 		_, err := os.Stat(filepath.Join(e.d.Root, "containers", waiter, "exit.json"))
 		return err == nil
 	})
@@ -142,7 +144,7 @@ func TestKilledShimIsReported(t *testing.T) {
 	if err := syscall.Kill(info.ShimPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the shim to be gone", func() bool { return !processAlive(info.ShimPid) || isZombie(info.ShimPid) })
+	testutil.Eventually(t, "the shim to be gone", func() bool { return !processAlive(info.ShimPid) || isZombie(info.ShimPid) })
 
 	st := e.status(id)
 	if st.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED || st.GetReason() != "ShimLost" || !strings.Contains(st.GetMessage(), "berth-shim") {

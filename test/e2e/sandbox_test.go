@@ -19,6 +19,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/test/harness"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // defaultCgroupParent is where berth puts pods that name no cgroup_parent
@@ -251,7 +253,7 @@ func TestSandboxTeardownLeavesNothingBehind(t *testing.T) {
 
 	// The shim answers its shutdown request before it exits: wait for it.
 	shimSocket := filepath.Join(e.d.State, "shims", podID+".sock")
-	eventually(t, "the pod's shim to exit", func() bool { return len(processesWithArg(shimSocket)) == 0 })
+	testutil.Eventually(t, "the pod's shim to exit", func() bool { return len(processesWithArg(shimSocket)) == 0 })
 	left := e.podTraces(podID, c1, c2)
 	for _, kind := range sortedKeys(left) {
 		if len(left[kind]) > 0 {
@@ -314,7 +316,7 @@ func TestSandboxRemoveRunningLeavesNothingBehind(t *testing.T) {
 				t.Errorf("StopPodSandbox of a removed pod: %v", err)
 			}
 			shimSocket := filepath.Join(e.d.State, "shims", podID+".sock")
-			eventually(t, "the pod's shim to exit", func() bool { return len(processesWithArg(shimSocket)) == 0 })
+			testutil.Eventually(t, "the pod's shim to exit", func() bool { return len(processesWithArg(shimSocket)) == 0 })
 			left := e.podTraces(podID, id)
 			for _, kind := range sortedKeys(left) {
 				if len(left[kind]) > 0 {
@@ -340,7 +342,7 @@ func TestSandboxTeardownAfterDaemonCrash(t *testing.T) {
 	}
 	e.removePod(podID)
 	shimSocket := filepath.Join(e.d.State, "shims", podID+".sock")
-	eventually(t, "the pod's shim to exit", func() bool { return len(processesWithArg(shimSocket)) == 0 })
+	testutil.Eventually(t, "the pod's shim to exit", func() bool { return len(processesWithArg(shimSocket)) == 0 })
 	left := e.podTraces(podID, c1, c2)
 	for _, kind := range sortedKeys(left) {
 		if len(left[kind]) > 0 {

@@ -15,6 +15,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/test/harness"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // What a container runs, as whom, with what it can see and do: each test
@@ -537,7 +539,7 @@ func TestExecSyncTimeout(t *testing.T) {
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("ExecSync sleep 60 with timeout 1: %v, want DeadlineExceeded", err)
 	}
-	eventually(t, "the timed-out exec to be gone", func() bool {
+	testutil.Eventually(t, "the timed-out exec to be gone", func() bool {
 		out := e.mustExec(id, "ps", "-o", "args")
 		return !slices.Contains(strings.Split(out, "\n"), "sleep 60")
 	})
@@ -597,7 +599,7 @@ func (e *env) startReady(podID string, pod *runtimeapi.PodSandboxConfig, cfg *ru
 	e.t.Helper()
 	id := e.start(podID, pod, cfg)
 	path := e.status(id).GetLogPath()
-	eventually(e.t, cfg.GetMetadata().GetName()+" to be ready", func() bool {
+	testutil.Eventually(e.t, cfg.GetMetadata().GetName()+" to be ready", func() bool {
 		return strings.Contains(logText(e.t, path), "ready\n")
 	})
 	return id

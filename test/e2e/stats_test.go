@@ -11,6 +11,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // hog20MB holds 20 MB of anonymous memory in a shell variable; the last
@@ -87,7 +89,7 @@ func TestStatsMemoryWorkingSet(t *testing.T) {
 			var st *runtimeapi.ContainerStats
 			// The shell builds the string through a pipe: wait until it
 			// holds it all, in anonymous memory.
-			eventually(t, "working set and rss of 19 MB", func() bool {
+			testutil.Eventually(t, "working set and rss of 19 MB", func() bool {
 				st = e.statsOfContainer(id)
 				m := st.GetMemory()
 				return m.GetWorkingSetBytes().GetValue() >= workingSetFloor && m.GetRssBytes().GetValue() >= workingSetFloor
@@ -146,14 +148,14 @@ func TestStatsCPUUsage(t *testing.T) {
 	if first.GetTimestamp() <= 0 || first.GetUsageCoreNanoSeconds() == nil {
 		t.Fatalf("first CPU reading %v", first)
 	}
-	eventually(t, "CPU usage to grow", func() bool {
+	testutil.Eventually(t, "CPU usage to grow", func() bool {
 		return usage().GetUsageCoreNanoSeconds().GetValue() > first.GetUsageCoreNanoSeconds().GetValue()
 	})
-	eventually(t, "a CPU usage rate", func() bool {
+	testutil.Eventually(t, "a CPU usage rate", func() bool {
 		return usage().GetUsageNanoCores().GetValue() > 0
 	})
 	// The pod's own CPU includes the spinning container's.
-	eventually(t, "the pod's CPU usage rate", func() bool {
+	testutil.Eventually(t, "the pod's CPU usage rate", func() bool {
 		return e.statsOfPod(podID).GetLinux().GetCpu().GetUsageNanoCores().GetValue() > 0
 	})
 }
@@ -172,7 +174,7 @@ func TestStatsWritableLayer(t *testing.T) {
 	}
 	e.mustExec(id, "dd", "if=/dev/zero", "of=/stats-file", "bs=1048576", "count=8")
 	const grown = 8 << 20
-	eventually(t, "the writable layer to hold the 8 MiB file", func() bool {
+	testutil.Eventually(t, "the writable layer to hold the 8 MiB file", func() bool {
 		wl := e.statsOfContainer(id).GetWritableLayer()
 		return wl.GetUsedBytes().GetValue() >= before.GetUsedBytes().GetValue()+grown &&
 			wl.GetInodesUsed().GetValue() > before.GetInodesUsed().GetValue()
@@ -330,7 +332,7 @@ func TestStatsMetrics(t *testing.T) {
 	}
 
 	var ws uint64
-	eventually(t, "the container's working set metric", func() bool {
+	testutil.Eventually(t, "the container's working set metric", func() bool {
 		resp, err := e.rt.ListPodSandboxMetrics(ctx(t), &runtimeapi.ListPodSandboxMetricsRequest{})
 		if err != nil {
 			t.Fatal(err)

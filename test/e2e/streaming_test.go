@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,8 @@ import (
 	"k8s.io/client-go/transport/spdy"
 	utilexec "k8s.io/client-go/util/exec"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // These tests drive the streaming sessions with the client kubectl uses
@@ -36,24 +36,6 @@ func withStdin(once bool) ctrOpt {
 
 func withTty() ctrOpt {
 	return func(c *runtimeapi.ContainerConfig) { c.Tty = true }
-}
-
-// syncBuffer is a bytes.Buffer that a session writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // sizes is a TerminalSizeQueue that yields its sizes, then nothing until
@@ -138,7 +120,7 @@ func TestStreamExecWithoutTty(t *testing.T) {
 
 	url := e.execURL(&runtimeapi.ExecRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true,
 		Cmd: []string{"sh", "-c", `read x; echo "out:$x"; echo "err:$x" >&2; cat; exit 7`}})
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.Buffer
 	err := stream(t, url, remotecommand.StreamOptions{Stdin: strings.NewReader("hello\nrest of stdin\n"), Stdout: &stdout, Stderr: &stderr})
 	if exitCode(err) != 7 {
 		t.Errorf("exit = %v, want code 7", err)
@@ -149,7 +131,7 @@ func TestStreamExecWithoutTty(t *testing.T) {
 
 	// Success is no error; an exec URL is good for one session only.
 	url = e.execURL(&runtimeapi.ExecRequest{ContainerId: id, Stdout: true, Cmd: []string{"hostname"}})
-	stdout = syncBuffer{}
+	stdout = testutil.Buffer{}
 	if err := stream(t, url, remotecommand.StreamOptions{Stdout: &stdout}); err != nil || stdout.String() != "exec\n" {
 		t.Errorf("hostname: %v, output %q", err, stdout.String())
 	}
@@ -166,7 +148,7 @@ func TestStreamExecWithTty(t *testing.T) {
 
 	url := e.execURL(&runtimeapi.ExecRequest{ContainerId: id, Tty: true, Stdout: true,
 		Cmd: []string{"sh", "-c", `[ -t 0 ] && [ -t 1 ] && echo "on a tty"; exit 5`}})
-	var out syncBuffer
+	var out testutil.Buffer
 	err := stream(t, url, remotecommand.StreamOptions{Stdout: &out, Tty: true})
 	if exitCode(err) != 5 {
 		t.Errorf("exit = %v, want code 5", err)
@@ -182,7 +164,7 @@ func TestStreamExecWithTty(t *testing.T) {
 	defer stdinW.Close()
 	q := newSizes(remotecommand.TerminalSize{Width: 77, Height: 33})
 	defer close(q.done)
-	out = syncBuffer{}
+	out = testutil.Buffer{}
 	go stdinW.Write([]byte("typed\r"))
 	err = stream(t, url, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &out, Tty: true, TerminalSizeQueue: q})
 	if err != nil {
@@ -203,7 +185,7 @@ func TestStreamAttachStdin(t *testing.T) {
 	for i, line := range []string{"hello attach", "second session"} {
 		url := e.attachURL(&runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
 		stdinR, stdinW := io.Pipe()
-		var out syncBuffer
+		var out testutil.Buffer
 		done := make(chan error, 1)
 		go func() {
 			done <- stream(t, url, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &out, Stderr: io.Discard})
@@ -211,7 +193,7 @@ func TestStreamAttachStdin(t *testing.T) {
 		if _, err := stdinW.Write([]byte(line + "\n")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "cat to echo the line to the attached client", func() bool { return out.String() == line+"\n" })
+		testutil.Eventually(t, "cat to echo the line to the attached client", func() bool { return out.String() == line+"\n" })
 		// The end of the client's stdin ends its session.
 		stdinW.Close()
 		select {
@@ -227,7 +209,7 @@ func TestStreamAttachStdin(t *testing.T) {
 		}
 	}
 	logPath := filepath.Join(pod.GetLogDirectory(), "cat", "0.log")
-	eventually(t, "both lines in the log too", func() bool {
+	testutil.Eventually(t, "both lines in the log too", func() bool {
 		data, _ := os.ReadFile(logPath)
 		return strings.Contains(string(data), " stdout F hello attach\n") && strings.Contains(string(data), " stdout F second session\n")
 	})
@@ -240,7 +222,7 @@ func TestStreamAttachStdinOnce(t *testing.T) {
 	id := e.start(podID, pod, containerConfig("once", []string{"sh", "-c", "cat; echo stdin closed; echo bye >&2"}, withStdin(true)))
 
 	url := e.attachURL(&runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.Buffer
 	err := stream(t, url, remotecommand.StreamOptions{Stdin: strings.NewReader("only line\n"), Stdout: &stdout, Stderr: &stderr})
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +247,7 @@ func TestStreamAttachTty(t *testing.T) {
 	stdinR, stdinW := io.Pipe()
 	q := newSizes(remotecommand.TerminalSize{Width: 91, Height: 27})
 	defer close(q.done)
-	var out syncBuffer
+	var out testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- stream(t, url, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &out, Tty: true, TerminalSizeQueue: q})
@@ -273,18 +255,18 @@ func TestStreamAttachTty(t *testing.T) {
 	if _, err := stdinW.Write([]byte("echo $((6*7))\r")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the shell's answer on the terminal", func() bool { return strings.Contains(out.String(), "42\r\n") })
+	testutil.Eventually(t, "the shell's answer on the terminal", func() bool { return strings.Contains(out.String(), "42\r\n") })
 	if _, err := stdinW.Write([]byte("busybox stty size\r")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the resized terminal", func() bool { return strings.Contains(out.String(), "27 91\r\n") })
+	testutil.Eventually(t, "the resized terminal", func() bool { return strings.Contains(out.String(), "27 91\r\n") })
 	stdinW.Close()
 	if err := <-done; err != nil {
 		t.Errorf("attach: %v", err)
 	}
 	// What the terminal showed is the container's stdout in its log.
 	logPath := filepath.Join(pod.GetLogDirectory(), "shell", "0.log")
-	eventually(t, "the terminal's output in the log", func() bool {
+	testutil.Eventually(t, "the terminal's output in the log", func() bool {
 		data, _ := os.ReadFile(logPath)
 		return strings.Contains(string(data), " stdout F 42\r\n")
 	})
@@ -321,7 +303,7 @@ func (e *env) portForwardGet(podID string, port int) string {
 	}
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
 	stop, ready := make(chan struct{}), make(chan struct{})
-	var errOut syncBuffer
+	var errOut testutil.Buffer
 	pf, err := portforward.New(dialer, []string{"0:" + strconv.Itoa(port)}, stop, ready, io.Discard, &errOut)
 	if err != nil {
 		e.t.Fatal(err)
@@ -365,7 +347,7 @@ func TestStreamPortForward(t *testing.T) {
 	pod := e.podConfig("pf")
 	podID := e.runPod(pod)
 	id := e.start(podID, pod, httpdConfig("8080", "from-the-pod"))
-	eventually(t, "httpd to listen", func() bool {
+	testutil.Eventually(t, "httpd to listen", func() bool {
 		out, _, code := e.exec(id, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/")
 		return code == 0 && out == "from-the-pod\n"
 	})
@@ -384,7 +366,7 @@ func TestStreamPortForwardHostNetwork(t *testing.T) {
 	pod := e.podConfig("pfhost", withHostNetwork())
 	podID := e.runPod(pod)
 	e.start(podID, pod, httpdConfig("127.0.0.1:"+strconv.Itoa(port), "from-the-host-network"))
-	eventually(t, "httpd to listen on the host's loopback", func() bool {
+	testutil.Eventually(t, "httpd to listen on the host's loopback", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err == nil {
 			c.Close()
@@ -458,7 +440,7 @@ func TestReopenContainerLog(t *testing.T) {
 	id := e.start(podID, pod, containerConfig("counter", []string{"sh", "-c",
 		`i=0; while true; do echo "line $i"; i=$((i+1)); [ $((i % 20)) = 0 ] && sleep 0.01; done`}))
 	logPath := filepath.Join(pod.GetLogDirectory(), "counter", "0.log")
-	eventually(t, "the counter to log", func() bool {
+	testutil.Eventually(t, "the counter to log", func() bool {
 		return len(logLines(t, logPath)) > 1000
 	})
 
@@ -470,7 +452,7 @@ func TestReopenContainerLog(t *testing.T) {
 	if _, err := e.rt.ReopenContainerLog(ctx(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
 		t.Fatalf("ReopenContainerLog: %v", err)
 	}
-	eventually(t, "new lines in the new file", func() bool {
+	testutil.Eventually(t, "new lines in the new file", func() bool {
 		return len(logLines(t, logPath)) > 1000
 	})
 	if _, err := e.rt.StopContainer(ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 10}); err != nil {
