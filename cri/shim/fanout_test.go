@@ -4,29 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/test/testutil"
 )
-
-// lockedBuffer is a bytes.Buffer written by drain while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.buf.Bytes()...)
-}
 
 type frame struct {
 	typ  byte
@@ -52,7 +35,7 @@ func parseFrames(t *testing.T, b []byte) []frame {
 func TestFanoutDeliversToEveryClientThenEnds(t *testing.T) {
 	var f fanout
 	a, b := f.subscribe(), f.subscribe()
-	var bufA, bufB lockedBuffer
+	var bufA, bufB testutil.Buffer
 	errs := make(chan error, 2)
 	go func() { errs <- f.drain(a, &bufA, nil) }()
 	go func() { errs <- f.drain(b, &bufB, nil) }()
@@ -66,8 +49,8 @@ func TestFanoutDeliversToEveryClientThenEnds(t *testing.T) {
 		}
 	}
 	want := []frame{{frameStdout, "one\n"}, {frameStderr, "two\n"}, {frameStdout, "three\n"}, {frameEnd, ""}}
-	for name, buf := range map[string]*lockedBuffer{"a": &bufA, "b": &bufB} {
-		got := parseFrames(t, buf.bytes())
+	for name, buf := range map[string]*testutil.Buffer{"a": &bufA, "b": &bufB} {
+		got := parseFrames(t, buf.Bytes())
 		if len(got) != len(want) {
 			t.Fatalf("client %s got %v, want %v", name, got, want)
 		}
@@ -80,23 +63,23 @@ func TestFanoutDeliversToEveryClientThenEnds(t *testing.T) {
 
 	// A client that comes after the output ended ends at once.
 	late := f.subscribe()
-	var lateBuf lockedBuffer
+	var lateBuf testutil.Buffer
 	if err := f.drain(late, &lateBuf, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := parseFrames(t, lateBuf.bytes()); len(got) != 1 || got[0].typ != frameEnd {
+	if got := parseFrames(t, lateBuf.Bytes()); len(got) != 1 || got[0].typ != frameEnd {
 		t.Errorf("late client got %v", got)
 	}
 }
 
 // notifyingWriter tells after each write.
 type notifyingWriter struct {
-	lockedBuffer
+	testutil.Buffer
 	wrote chan struct{}
 }
 
 func (w *notifyingWriter) Write(p []byte) (int, error) {
-	n, err := w.lockedBuffer.Write(p)
+	n, err := w.Buffer.Write(p)
 	w.wrote <- struct{}{}
 	return n, err
 }
@@ -129,15 +112,15 @@ func TestFanoutNeverBlocksOnASlowClient(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatal(err)
 	}
-	if got := parseFrames(t, w.bytes()); len(got) != n+1 {
+	if got := parseFrames(t, w.Bytes()); len(got) != n+1 {
 		t.Errorf("the reading client got %d frames, want %d", len(got), n+1)
 	}
 	// The slow one was dropped: its session ends without an end frame.
-	var slowBuf lockedBuffer
+	var slowBuf testutil.Buffer
 	if err := f.drain(slow, &slowBuf, nil); err != errSlowClient {
 		t.Errorf("slow client: %v, want it dropped", err)
 	}
-	for _, fr := range parseFrames(t, slowBuf.bytes()) {
+	for _, fr := range parseFrames(t, slowBuf.Bytes()) {
 		if fr.typ == frameEnd {
 			t.Error("a dropped client got an end frame")
 		}
@@ -149,11 +132,11 @@ func TestFanoutStopEndsTheSession(t *testing.T) {
 	s := f.subscribe()
 	stop := make(chan struct{})
 	close(stop)
-	var buf lockedBuffer
+	var buf testutil.Buffer
 	if err := f.drain(s, &buf, stop); err != nil {
 		t.Fatal(err)
 	}
-	if got := parseFrames(t, buf.bytes()); len(got) != 1 || got[0].typ != frameEnd {
+	if got := parseFrames(t, buf.Bytes()); len(got) != 1 || got[0].typ != frameEnd {
 		t.Errorf("got %v, want just the end frame", got)
 	}
 }
@@ -177,9 +160,9 @@ func TestTeeOutputCopiesAndEndsAtEIO(t *testing.T) {
 		t.Fatalf("read %q, %v; want the data, then EOF for EIO", data, err)
 	}
 	f.close()
-	var buf lockedBuffer
+	var buf testutil.Buffer
 	f.drain(s, &buf, nil)
-	if got := parseFrames(t, buf.bytes()); len(got) != 2 || got[0] != (frame{frameStdout, "from a terminal\r\n"}) {
+	if got := parseFrames(t, buf.Bytes()); len(got) != 2 || got[0] != (frame{frameStdout, "from a terminal\r\n"}) {
 		t.Errorf("clients got %v", got)
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/berth-project/berth/cri/crilog"
 	"github.com/berth-project/berth/cri/errdefs"
+
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // attachServer is a shim server holding one running container, c1, whose
@@ -87,7 +89,7 @@ func TestAttachSessionRelaysOutputAndStdin(t *testing.T) {
 
 func TestAttachStdinOnceClosesStdinAndWaitsForOutput(t *testing.T) {
 	s, c, stdinR, socket := attachServer(t, true)
-	var out lockedBuffer
+	var out testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Attach(context.Background(), socket, "c1", Streams{Stdin: eofAfter("last\n"), Stdout: &out})
@@ -106,8 +108,8 @@ func TestAttachStdinOnceClosesStdinAndWaitsForOutput(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if string(out.bytes()) != "bye\n" {
-		t.Errorf("client got %q", out.bytes())
+	if string(out.Bytes()) != "bye\n" {
+		t.Errorf("client got %q", out.Bytes())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
