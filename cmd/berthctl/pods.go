@@ -68,19 +68,13 @@ func listPods(socket string, args []string) error {
 	}
 	fmt.Fprintln(tw, header)
 	for _, p := range list.Items {
-		ready, restarts := 0, int32(0)
-		for _, c := range p.Status.ContainerStatuses {
-			if c.Ready {
-				ready++
-			}
-			restarts += c.RestartCount
-		}
+		ready, total := readyCount(&p)
+		reason, restarts := podReason(&p)
 		age := "-"
 		if p.Status.StartTime != nil {
 			age = time.Since(p.Status.StartTime.Time).Round(time.Second).String()
 		}
-		line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, ready, len(p.Spec.Containers),
-			podReason(&p), restarts, age)
+		line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, ready, total, reason, restarts, age)
 		if *output == "wide" {
 			line += fmt.Sprintf("\t%s\t%s", orDash(p.Status.PodIP), p.UID)
 		}
@@ -89,20 +83,96 @@ func listPods(socket string, args []string) error {
 	return tw.Flush()
 }
 
-// podReason is the STATUS column: a waiting or failed container's reason
-// when there is one, else the phase, as kubectl shows it.
-func podReason(p *v1.Pod) string {
-	for _, c := range append(append([]v1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		if w := c.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
-			return w.Reason
+func isSidecar(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+}
+
+// readyCount is the READY column: ready containers of the app containers
+// and sidecars, as kubectl counts them.
+func readyCount(p *v1.Pod) (ready, total int) {
+	total = len(p.Spec.Containers)
+	sidecars := map[string]bool{}
+	for i := range p.Spec.InitContainers {
+		if isSidecar(&p.Spec.InitContainers[i]) {
+			sidecars[p.Spec.InitContainers[i].Name] = true
+			total++
+		}
+	}
+	for _, c := range p.Status.InitContainerStatuses {
+		if sidecars[c.Name] && c.Ready {
+			ready++
 		}
 	}
 	for _, c := range p.Status.ContainerStatuses {
-		if t := c.State.Terminated; t != nil && t.Reason != "" && p.Status.Phase != v1.PodSucceeded {
-			return t.Reason
+		if c.Ready {
+			ready++
 		}
 	}
-	return string(p.Status.Phase)
+	return ready, total
+}
+
+// podReason is the STATUS column and the restarts, worked out as kubectl
+// get pods does: Init:n/m while initialising, else the reason of the last
+// container that has one (Completed, Error, CrashLoopBackOff…), else the
+// phase; Terminating while the pod is being removed.
+func podReason(p *v1.Pod) (string, int32) {
+	reason := string(p.Status.Phase)
+	if p.Status.Reason != "" {
+		reason = p.Status.Reason
+	}
+	var restarts int32
+	initializing := false
+inits:
+	for i, c := range p.Status.InitContainerStatuses {
+		restarts += c.RestartCount
+		sidecar := i < len(p.Spec.InitContainers) && isSidecar(&p.Spec.InitContainers[i])
+		switch {
+		case c.State.Terminated != nil && c.State.Terminated.ExitCode == 0:
+			continue
+		case sidecar && c.Started != nil && *c.Started:
+			continue
+		case c.State.Terminated != nil:
+			reason = "Init:" + terminatedReason(c.State.Terminated)
+		case c.State.Waiting != nil && c.State.Waiting.Reason != "" && c.State.Waiting.Reason != "PodInitializing":
+			reason = "Init:" + c.State.Waiting.Reason
+		default:
+			reason = fmt.Sprintf("Init:%d/%d", i, len(p.Spec.InitContainers))
+		}
+		initializing = true
+		break inits
+	}
+	if !initializing {
+		running := false
+		for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
+			c := p.Status.ContainerStatuses[i]
+			restarts += c.RestartCount
+			switch {
+			case c.State.Waiting != nil && c.State.Waiting.Reason != "":
+				reason = c.State.Waiting.Reason
+			case c.State.Terminated != nil:
+				reason = terminatedReason(c.State.Terminated)
+			case c.Ready && c.State.Running != nil:
+				running = true
+			}
+		}
+		if reason == "Completed" && running {
+			reason = "Running"
+		}
+	}
+	if p.DeletionTimestamp != nil {
+		reason = "Terminating"
+	}
+	return reason, restarts
+}
+
+func terminatedReason(t *v1.ContainerStateTerminated) string {
+	switch {
+	case t.Reason != "":
+		return t.Reason
+	case t.Signal != 0:
+		return fmt.Sprintf("Signal:%d", t.Signal)
+	}
+	return fmt.Sprintf("ExitCode:%d", t.ExitCode)
 }
 
 func orDash(s string) string {
@@ -123,15 +193,19 @@ func listManifests(socket string) error {
 		return fmt.Errorf("agent API /manifests: %w", err)
 	}
 	for _, m := range ms {
-		if m.Error != "" {
-			fmt.Printf("%s: INVALID\n  %s\n", m.File, strings.ReplaceAll(m.Error, "\n", "\n  "))
-			continue
-		}
 		var names []string
 		for _, p := range m.Pods {
 			names = append(names, p.Namespace+"/"+p.Name)
 		}
-		fmt.Printf("%s: %s\n", m.File, strings.Join(names, ", "))
+		switch {
+		case m.Error != "" && len(names) > 0:
+			// Invalid now, still running the version before.
+			fmt.Printf("%s: INVALID, still running %s\n  %s\n", m.File, strings.Join(names, ", "), strings.ReplaceAll(m.Error, "\n", "\n  "))
+		case m.Error != "":
+			fmt.Printf("%s: INVALID\n  %s\n", m.File, strings.ReplaceAll(m.Error, "\n", "\n  "))
+		default:
+			fmt.Printf("%s: %s\n", m.File, strings.Join(names, ", "))
+		}
 	}
 	return nil
 }

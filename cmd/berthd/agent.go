@@ -53,7 +53,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		Images:         runtimeapi.NewImageServiceClient(conn),
 		Log:            log,
 	})
-	apiSrv := api.New(mgr)
+	apiSrv := api.New(mgr, mgr)
 	socket := cfg.APISocket
 	if socket == "" {
 		socket = filepath.Join(cfg.State, "api.sock")
@@ -98,13 +98,12 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	return nil
 }
 
-// podsOf is every pod of the valid manifest files.
+// podsOf is every pod the manifest files run (an invalid file may keep
+// its last valid pods).
 func podsOf(files []manifest.File) []*v1.Pod {
 	var pods []*v1.Pod
 	for _, f := range files {
-		if f.Err == nil {
-			pods = append(pods, f.Pods...)
-		}
+		pods = append(pods, f.Pods...)
 	}
 	return pods
 }

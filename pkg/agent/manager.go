@@ -5,15 +5,20 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"sort"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
+
+	"github.com/berth-project/berth/pkg/events"
+	"github.com/berth-project/berth/pkg/podstatus"
+	"github.com/berth-project/berth/pkg/probe"
 )
 
 // Config is what the agent needs.
@@ -21,7 +26,8 @@ type Config struct {
 	NodeName string
 	// LogDir holds the pods' container logs, as kubelet's /var/log/pods.
 	LogDir string
-	// PodDir holds the pods' volumes: <PodDir>/<uid>/volumes/...
+	// PodDir holds the pods' volumes and termination messages:
+	// <PodDir>/<uid>/...
 	PodDir string
 	// ResolvConf is the node's resolver configuration.
 	ResolvConf string
@@ -34,7 +40,16 @@ type Config struct {
 	SystemdCgroups bool
 	Runtime        runtimeService
 	Images         imageService
-	Log            *slog.Logger
+	// Status receives every pod's status; New makes one if nil.
+	Status *podstatus.Cache
+	// Events receives the pods' events; New makes one if nil.
+	Events *events.Recorder
+	// Terminated, if set, is called once everything of a pod's version
+	// (its UID) is gone from the node. It must not block.
+	Terminated func(namespace, name string, uid types.UID)
+	// Clock is injected for tests; the real clock if nil.
+	Clock clock.WithTicker
+	Log   *slog.Logger
 	// Resync is the safety-net relist period of each pod; runtime events
 	// wake a pod's worker at once. Runtimes without events are relisted
 	// every PollInterval.
@@ -44,16 +59,19 @@ type Config struct {
 // Manager runs one worker per pod.
 type Manager struct {
 	cfg            Config
+	clock          clock.WithTicker
+	status         *podstatus.Cache
+	events         *events.Recorder
+	prober         *probe.Manager
 	memoryCapacity int64
 	cpuCapacity    int64 // millicores
 	hostIPs        []string
 
 	mu      sync.Mutex
-	workers map[types.UID]*worker
-	adopted bool      // the runtime's pods were matched against the first desired set
-	polling bool      // the runtime has no event stream
-	desired []*v1.Pod // the latest SetPods, for retrying the first one
-	runtime string    // the runtime's name, for container IDs (containerd://…)
+	workers map[string]*worker // by namespace/name
+	adopted bool               // the runtime's pods were matched against the first desired set
+	polling bool               // the runtime has no event stream
+	runtime string             // the runtime's name, for container IDs (containerd://…)
 	wg      sync.WaitGroup
 }
 
@@ -71,10 +89,33 @@ func New(cfg Config) *Manager {
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = "/etc/resolv.conf"
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Status == nil {
+		cfg.Status = podstatus.New()
+	}
+	if cfg.Events == nil {
+		cfg.Events = events.New(cfg.Clock, cfg.NodeName)
+	}
 	mem, cpu := nodeCapacity()
-	return &Manager{cfg: cfg, memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(),
-		workers: map[types.UID]*worker{}}
+	m := &Manager{cfg: cfg, clock: cfg.Clock, status: cfg.Status, events: cfg.Events,
+		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}}
+	m.prober = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log,
+		Notify: m.wake,
+		Event: func(pod, container, reason, message string) {
+			m.mu.Lock()
+			w := m.workers[pod]
+			m.mu.Unlock()
+			if w != nil {
+				m.events.Record(w.eventPod(), container, v1.EventTypeWarning, reason, message)
+			}
+		}})
+	return m
 }
+
+// Status is the cache the agent publishes pod statuses to.
+func (m *Manager) Status() *podstatus.Cache { return m.status }
 
 // SetPods makes pods the desired set: new pods get a worker, pods no longer
 // listed are torn down. The first call also takes over the pods the
@@ -84,10 +125,9 @@ func New(cfg Config) *Manager {
 func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.desired = pods
-	want := map[types.UID]*v1.Pod{}
+	want := map[string]*v1.Pod{}
 	for _, p := range pods {
-		want[p.UID] = p
+		want[podstatus.Key(p.Namespace, p.Name)] = p
 	}
 	if !m.adopted {
 		if err := m.ensureQoSCgroups(); err != nil {
@@ -100,36 +140,38 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod) error {
 			return err
 		}
 		for _, sb := range resp.GetItems() {
-			uid := types.UID(sb.GetMetadata().GetUid())
-			if _, ok := want[uid]; !ok && m.workers[uid] == nil {
-				m.cfg.Log.Info("pod no longer wanted: tearing it down", "pod", sb.GetMetadata().GetNamespace()+"/"+sb.GetMetadata().GetName(), "uid", uid)
-				m.startWorkerLocked(ctx, uid, nil)
+			md := sb.GetMetadata()
+			key := podstatus.Key(md.GetNamespace(), md.GetName())
+			if _, ok := want[key]; !ok && m.workers[key] == nil {
+				m.cfg.Log.Info("pod no longer wanted: tearing it down", "pod", key, "uid", md.GetUid())
+				m.startWorkerLocked(ctx, md.GetNamespace(), md.GetName(), nil)
 			}
 		}
 		m.adopted = true
 	}
-	for uid, w := range m.workers {
-		if _, ok := want[uid]; !ok {
+	for key, w := range m.workers {
+		if _, ok := want[key]; !ok && w.desired() != nil {
 			w.setPod(nil)
 		}
 	}
-	for uid, p := range want {
-		// A pod's UID is a hash of its content: a known UID is an unchanged
-		// pod, whose worker needs no wake-up unless it was going away.
-		if w := m.workers[uid]; w != nil {
-			if w.desired() == nil {
-				w.setPod(p)
-			}
-		} else {
-			m.startWorkerLocked(ctx, uid, p)
+	for key, p := range want {
+		w := m.workers[key]
+		if w == nil {
+			m.startWorkerLocked(ctx, p.Namespace, p.Name, p)
+			continue
+		}
+		// An unchanged pod's worker is not woken by every reading of its
+		// source.
+		if old := w.desired(); old == nil || old.UID != p.UID || !equality.Semantic.DeepEqual(old.Spec, p.Spec) {
+			w.setPod(p)
 		}
 	}
 	return nil
 }
 
-func (m *Manager) startWorkerLocked(ctx context.Context, uid types.UID, pod *v1.Pod) {
-	w := newWorker(m, uid, pod)
-	m.workers[uid] = w
+func (m *Manager) startWorkerLocked(ctx context.Context, namespace, name string, pod *v1.Pod) {
+	w := newWorker(m, namespace, name, pod)
+	m.workers[w.key] = w
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -137,49 +179,39 @@ func (m *Manager) startWorkerLocked(ctx context.Context, uid types.UID, pod *v1.
 	}()
 }
 
-// workerDone removes a worker that finished tearing its pod down, unless
-// the pod was wanted again meanwhile.
+// workerDone removes a worker whose pod is gone, unless the pod was wanted
+// again meanwhile.
 func (m *Manager) workerDone(w *worker) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if w.desired() != nil {
 		return false
 	}
-	if m.workers[w.uid] == w {
-		delete(m.workers, w.uid)
+	if m.workers[w.key] == w {
+		delete(m.workers, w.key)
 	}
+	m.prober.Sync(w.key, nil)
 	return true
 }
 
-// Pods is every pod the agent runs, with its status, sorted by namespace
+// Pods is every pod the agent has, with its status, sorted by namespace
 // and name.
-func (m *Manager) Pods() []v1.Pod {
-	m.mu.Lock()
-	ws := make([]*worker, 0, len(m.workers))
-	for _, w := range m.workers {
-		ws = append(ws, w)
-	}
-	m.mu.Unlock()
-	var out []v1.Pod
-	for _, w := range ws {
-		if p, ok := w.snapshot(); ok {
-			out = append(out, p)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Namespace != out[j].Namespace {
-			return out[i].Namespace < out[j].Namespace
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
-}
+func (m *Manager) Pods() []v1.Pod { return m.status.Pods() }
 
-// Run follows the runtime's container events, waking the worker of the
-// pod each one concerns, until ctx ends; then it waits for the workers.
-// Without an event stream (older runtimes) workers poll instead.
+// Events are the pods' recent events.
+func (m *Manager) Events() []v1.Event { return m.events.List() }
+
+// Run runs the prober and follows the runtime's container events, waking
+// the worker of the pod each one concerns, until ctx ends; then it waits
+// for the workers. Without an event stream (older runtimes) workers poll
+// instead.
 func (m *Manager) Run(ctx context.Context) {
 	defer m.wg.Wait()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.prober.Run(ctx)
+	}()
 	retry := time.Second
 	for ctx.Err() == nil {
 		err := m.followEvents(ctx)
@@ -187,10 +219,8 @@ func (m *Manager) Run(ctx context.Context) {
 			m.cfg.Log.Info("runtime has no container events: polling pods", "interval", m.cfg.PollInterval)
 			m.mu.Lock()
 			m.polling = true
-			for _, w := range m.workers {
-				w.wakeup()
-			}
 			m.mu.Unlock()
+			m.wakeAll()
 			<-ctx.Done()
 			return
 		}
@@ -200,7 +230,7 @@ func (m *Manager) Run(ctx context.Context) {
 		m.cfg.Log.Warn("container event stream ended; reconnecting", "err", err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(retry):
+		case <-m.clock.After(retry):
 		}
 		retry = min(retry*2, 30*time.Second)
 	}
@@ -218,13 +248,18 @@ func (m *Manager) followEvents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		uid := types.UID(ev.GetPodSandboxStatus().GetMetadata().GetUid())
-		m.mu.Lock()
-		w := m.workers[uid]
-		m.mu.Unlock()
-		if w != nil {
-			w.wakeup()
-		}
+		md := ev.GetPodSandboxStatus().GetMetadata()
+		m.wake(podstatus.Key(md.GetNamespace(), md.GetName()))
+	}
+}
+
+// wake wakes the worker of a pod, if it has one.
+func (m *Manager) wake(key string) {
+	m.mu.Lock()
+	w := m.workers[key]
+	m.mu.Unlock()
+	if w != nil {
+		w.wakeup()
 	}
 }
 

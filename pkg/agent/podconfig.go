@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -25,7 +26,11 @@ func podLabels(pod *v1.Pod) map[string]string {
 
 // podLogDir is kubelet's /var/log/pods/<namespace>_<name>_<uid>.
 func podLogDir(root string, pod *v1.Pod) string {
-	return filepath.Join(root, pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+	return podLogDirOf(root, pod.Namespace, pod.Name, pod.UID)
+}
+
+func podLogDirOf(root, namespace, name string, uid types.UID) string {
+	return filepath.Join(root, namespace+"_"+name+"_"+string(uid))
 }
 
 // sandboxConfig is the CRI sandbox of a pod.
@@ -152,7 +157,7 @@ func containerHash(c *v1.Container) string {
 }
 
 // containerConfig is the CRI config of one attempt of a container.
-func (w *worker) containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, backoffStep int, facts podFacts, mounts []*runtimeapi.Mount) (*runtimeapi.ContainerConfig, error) {
+func (w *worker) containerConfig(pod *v1.Pod, c *v1.Container, s containerStart, facts podFacts, mounts []*runtimeapi.Mount) (*runtimeapi.ContainerConfig, error) {
 	env, err := containerEnv(pod, c, facts)
 	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", c.Name, err)
@@ -171,34 +176,59 @@ func (w *worker) containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, b
 	}
 	labels := podLabels(pod)
 	labels[labelContainerName] = c.Name
-	grace := int64(30)
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		grace = *pod.Spec.TerminationGracePeriodSeconds
+	annotations := map[string]string{
+		annotationContainerHash: containerHash(c),
+		annotationRestartCount:  strconv.FormatUint(uint64(s.attempt), 10),
+		annotationGracePeriod:   strconv.FormatInt(podGrace(pod), 10),
+		annotationBackoffStep:   strconv.Itoa(s.step),
+		annotationKind:          string(s.kind),
+		annotationOrder:         strconv.Itoa(s.order),
+		annotationMessagePolicy: string(c.TerminationMessagePolicy),
+	}
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		data, err := json.Marshal(c.Lifecycle.PreStop)
+		if err != nil {
+			return nil, err
+		}
+		annotations[annotationPreStop] = string(data)
 	}
 	return &runtimeapi.ContainerConfig{
-		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
-		Image:      &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
-		Command:    expandAll(c.Command),
-		Args:       expandAll(c.Args),
-		WorkingDir: c.WorkingDir,
-		Envs:       env,
-		Mounts:     mounts,
-		Labels:     labels,
-		Annotations: map[string]string{
-			annotationContainerHash: containerHash(c),
-			annotationRestartCount:  strconv.FormatUint(uint64(attempt), 10),
-			annotationGracePeriod:   strconv.FormatInt(grace, 10),
-			annotationBackoffStep:   strconv.Itoa(backoffStep),
-		},
-		LogPath:   filepath.Join(c.Name, strconv.FormatUint(uint64(attempt), 10)+".log"),
-		Stdin:     c.Stdin,
-		StdinOnce: c.StdinOnce,
-		Tty:       c.TTY,
+		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: s.attempt},
+		Image:       &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
+		Command:     expandAll(c.Command),
+		Args:        expandAll(c.Args),
+		WorkingDir:  c.WorkingDir,
+		Envs:        env,
+		Mounts:      mounts,
+		Labels:      labels,
+		Annotations: annotations,
+		LogPath:     containerLogPath(c.Name, s.attempt),
+		Stdin:       c.Stdin,
+		StdinOnce:   c.StdinOnce,
+		Tty:         c.TTY,
+		StopSignal:  stopSignal(c),
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources:       containerResources(pod, c, w.m.memoryCapacity),
 			SecurityContext: containerSecurity(pod, c),
 		},
 	}, nil
+}
+
+// containerLogPath is the log of one attempt, under the pod's log dir.
+func containerLogPath(name string, attempt uint32) string {
+	return filepath.Join(name, strconv.FormatUint(uint64(attempt), 10)+".log")
+}
+
+// stopSignal is the container's lifecycle.stopSignal; unset, the runtime
+// uses the image's STOPSIGNAL, else SIGTERM.
+func stopSignal(c *v1.Container) runtimeapi.Signal {
+	if c.Lifecycle == nil || c.Lifecycle.StopSignal == nil {
+		return runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT
+	}
+	if sig, ok := runtimeapi.Signal_value["SIGNAL_"+string(*c.Lifecycle.StopSignal)]; ok {
+		return runtimeapi.Signal(sig)
+	}
+	return runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT
 }
 
 // containerSecurity merges the pod's and the container's security

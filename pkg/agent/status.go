@@ -1,182 +1,259 @@
 package agent
 
 import (
-	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// record turns what the pass saw and decided into the pod's status.
-func (w *worker) record(ctx context.Context, s *podSync) {
-	pod := s.pod
+// statusFacts is what a pod's status needs besides the plan's input and
+// output.
+type statusFacts struct {
+	runtime string // container IDs are shown as <runtime>://<id>
+	hostIPs []string
+	// killed says why the agent killed a container, by ID: the message of
+	// its terminated state when it wrote none itself.
+	killed map[string]string
+	// previous is the status last published, for the conditions'
+	// transition times.
+	previous v1.PodStatus
+}
+
+// podStatus computes the status of the desired pod from one pass's input
+// and plan, as the API server would hold it. Pure, like plan.
+func podStatus(in planInput, a podActions, f statusFacts) v1.PodStatus {
+	pod := in.pod
 	st := v1.PodStatus{QOSClass: qosClass(pod)}
-	w.mu.Lock()
-	st.StartTime = &w.startTime
-	w.mu.Unlock()
-	for _, ip := range s.ips {
+	sbs := in.obs.sandboxesOf(pod.UID)
+	cs := in.obs.containersOf(pod.UID)
+
+	start := in.firstSeen
+	if len(sbs) > 0 {
+		start = sbs[len(sbs)-1].createdAt
+		if t := sbs[0].startTime; !t.IsZero() {
+			start = t
+		}
+	}
+	if !start.IsZero() {
+		t := metav1.NewTime(start)
+		st.StartTime = &t
+	}
+	var sb *sandboxObs
+	for _, s := range sbs {
+		if s.id == a.sandboxID {
+			sb = s
+		}
+	}
+	ips := []string(nil)
+	if sb != nil {
+		ips = sb.ips
+	}
+	if pod.Spec.HostNetwork && (sb != nil || a.createSandbox != nil) {
+		ips = f.hostIPs // the pod's addresses are the node's, as kubelet reports
+	}
+	for _, ip := range ips {
 		st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
 	}
-	if len(s.ips) > 0 {
-		st.PodIP = s.ips[0]
+	if len(ips) > 0 {
+		st.PodIP = ips[0]
 	}
-	for _, ip := range w.m.hostIPs {
+	for _, ip := range f.hostIPs {
 		st.HostIPs = append(st.HostIPs, v1.HostIP{IP: ip})
 	}
-	if len(w.m.hostIPs) > 0 {
-		st.HostIP = w.m.hostIPs[0]
+	if len(f.hostIPs) > 0 {
+		st.HostIP = f.hostIPs[0]
 	}
-	sandboxID := ""
-	if len(s.obs.sandboxes) > 0 {
-		sandboxID = s.obs.sandboxes[0].GetId()
+
+	var unready, uninitialised []string
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		s := containerStatus(in, a, f, c, cs)
+		st.InitContainerStatuses = append(st.InitContainerStatuses, s)
+		if isSidecar(c) && !s.Ready {
+			unready = append(unready, c.Name)
+		}
+		if !a.initDone && !(s.State.Terminated != nil && s.State.Terminated.ExitCode == 0) && !(isSidecar(c) && s.Started != nil && *s.Started) {
+			uninitialised = append(uninitialised, c.Name)
+		}
 	}
-	for _, c := range pod.Spec.InitContainers {
-		st.InitContainerStatuses = append(st.InitContainerStatuses, w.containerStatusOf(ctx, s, &c, sandboxID))
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		s := containerStatus(in, a, f, c, cs)
+		st.ContainerStatuses = append(st.ContainerStatuses, s)
+		if !s.Ready {
+			unready = append(unready, c.Name)
+		}
 	}
-	running, ready, waiting, succeeded, failed := 0, 0, 0, 0, 0
-	for _, c := range pod.Spec.Containers {
-		cs := w.containerStatusOf(ctx, s, &c, sandboxID)
-		st.ContainerStatuses = append(st.ContainerStatuses, cs)
-		switch {
-		case cs.State.Running != nil:
-			running++
-			if cs.Ready {
-				ready++
+	st.Phase = podPhase(pod, &st, a)
+
+	sandboxReady := sb != nil && sb.ready && !a.finished
+	cond := func(t v1.PodConditionType, ok bool, reason, msg string) v1.PodCondition {
+		c := v1.PodCondition{Type: t, Status: v1.ConditionFalse, Reason: reason, Message: msg, LastTransitionTime: metav1.NewTime(in.now)}
+		if ok {
+			c = v1.PodCondition{Type: t, Status: v1.ConditionTrue, LastTransitionTime: c.LastTransitionTime}
+		}
+		for _, o := range f.previous.Conditions {
+			if o.Type == t && o.Status == c.Status {
+				c.LastTransitionTime = o.LastTransitionTime
 			}
-		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
-			succeeded++
-		case cs.State.Terminated != nil:
-			failed++
-		case cs.LastTerminationState.Terminated != nil && pod.Spec.RestartPolicy != v1.RestartPolicyNever:
-			running++ // restarting
+		}
+		return c
+	}
+	readyReason, readyMsg := "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
+	if a.finished {
+		readyReason, readyMsg = "PodCompleted", ""
+	}
+	initMsg := ""
+	if len(uninitialised) > 0 {
+		initMsg = fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(uninitialised, " "))
+	}
+	allReady := len(unready) == 0 && sandboxReady
+	st.Conditions = []v1.PodCondition{
+		cond(v1.PodReadyToStartContainers, sandboxReady, "", ""),
+		cond(v1.PodInitialized, a.initDone, "ContainersNotInitialized", initMsg),
+		cond(v1.PodReady, allReady, readyReason, readyMsg),
+		cond(v1.ContainersReady, allReady, readyReason, readyMsg),
+		cond(v1.PodScheduled, true, "", ""),
+	}
+	return st
+}
+
+// containerStatus is one container as kubectl shows it: the state of its
+// newest instance in the pod's sandbox, or why it waits; the newest instance
+// that terminated before as its last state.
+func containerStatus(in planInput, a podActions, f statusFacts, c *v1.Container, cs []*containerObs) v1.ContainerStatus {
+	s := v1.ContainerStatus{Name: c.Name, Image: c.Image}
+	insts := instances(cs, c.Name)
+	if len(insts) > 0 {
+		s.RestartCount = int32(insts[0].attempt)
+	}
+	var cur *containerObs
+	if a.sandboxID != "" {
+		cur = latestIn(insts, a.sandboxID)
+	}
+	// lastExited is the newest instance that terminated, other than skip.
+	lastExited := func(skip *containerObs) *containerObs {
+		for _, x := range insts {
+			if x != skip && x.exited() {
+				return x
+			}
+		}
+		return nil
+	}
+	show := func(x *containerObs) {
+		s.ContainerID = f.runtime + "://" + x.id
+		s.ImageID = x.imageRef
+	}
+	no := false
+	s.Started = &no
+	if wt, ok := a.waiting[c.Name]; ok {
+		s.State.Waiting = &wt
+		if prev := lastExited(nil); prev != nil {
+			s.LastTerminationState = terminated(prev, f)
+			show(prev)
+		}
+		return s
+	}
+	switch {
+	case cur == nil:
+		reason := "PodInitializing"
+		if a.createSandbox != nil {
+			reason = "ContainerCreating"
+		}
+		s.State.Waiting = &v1.ContainerStateWaiting{Reason: reason}
+		if prev := lastExited(nil); prev != nil {
+			s.LastTerminationState = terminated(prev, f)
+		}
+	case cur.running():
+		show(cur)
+		s.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.startedAt)}
+		st := started(c, cur, in.health)
+		s.Started = &st
+		s.Ready = ready(c, cur, in.health)
+		if prev := lastExited(cur); prev != nil {
+			s.LastTerminationState = terminated(prev, f)
+		}
+	case cur.exited():
+		show(cur)
+		s.State = terminated(cur, f)
+		if prev := lastExited(cur); prev != nil {
+			s.LastTerminationState = terminated(prev, f)
+		}
+	default: // created, not started yet
+		show(cur)
+		s.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
+	}
+	return s
+}
+
+func terminated(c *containerObs, f statusFacts) v1.ContainerState {
+	reason := c.reason
+	if reason == "" {
+		reason = "Completed"
+		if c.exitCode != 0 {
+			reason = "Error"
+		}
+	}
+	msg := c.message
+	if msg == "" {
+		msg = f.killed[c.id]
+	}
+	ts := func(t time.Time) metav1.Time {
+		if t.IsZero() {
+			return metav1.Time{}
+		}
+		return metav1.NewTime(t)
+	}
+	return v1.ContainerState{Terminated: &v1.ContainerStateTerminated{
+		ExitCode: c.exitCode, Reason: reason, Message: msg,
+		StartedAt: ts(c.startedAt), FinishedAt: ts(c.finishedAt),
+		ContainerID: f.runtime + "://" + c.id,
+	}}
+}
+
+// podPhase is the pod's phase as Kubernetes defines it, from its app
+// containers' statuses (sidecars never keep a pod from completing).
+func podPhase(pod *v1.Pod, st *v1.PodStatus, a podActions) v1.PodPhase {
+	if !a.initDone {
+		if a.finished {
+			return v1.PodFailed // an init container failed and is not retried
+		}
+		return v1.PodPending
+	}
+	var waiting, running, stopped, succeeded int
+	for _, c := range st.ContainerStatuses {
+		switch {
+		case c.State.Running != nil:
+			running++
+		case c.State.Terminated != nil:
+			stopped++
+			if c.State.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		case c.LastTerminationState.Terminated != nil:
+			stopped++ // restarting
 		default:
 			waiting++
 		}
 	}
-	n := len(pod.Spec.Containers)
 	switch {
-	case s.finished && succeeded == n:
-		st.Phase = v1.PodSucceeded
-	case s.finished:
-		st.Phase = v1.PodFailed
-	case !s.initDone || waiting > 0:
-		st.Phase = v1.PodPending
+	case a.finished && stopped == succeeded && waiting == 0:
+		return v1.PodSucceeded
+	case a.finished:
+		return v1.PodFailed
+	case waiting > 0:
+		return v1.PodPending
 	case running > 0:
-		st.Phase = v1.PodRunning
-	case succeeded == n:
-		st.Phase = v1.PodSucceeded
-	default:
-		st.Phase = v1.PodFailed
+		return v1.PodRunning
+	case stopped > 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever && stopped != succeeded:
+		return v1.PodFailed
+	case stopped > 0 && stopped == succeeded && pod.Spec.RestartPolicy != v1.RestartPolicyAlways:
+		return v1.PodSucceeded
+	case stopped > 0:
+		return v1.PodRunning
 	}
-	sandboxReady := s.sandbox != nil && !s.finished
-	containersReady := ready == n && sandboxReady
-	now := metav1.Now()
-	w.mu.Lock()
-	old := w.status.Conditions
-	w.mu.Unlock()
-	st.Conditions = []v1.PodCondition{
-		condition(old, v1.PodReadyToStartContainers, sandboxReady, now, ""),
-		condition(old, v1.PodInitialized, s.initDone, now, "ContainersNotInitialized"),
-		condition(old, v1.ContainersReady, containersReady, now, "ContainersNotReady"),
-		condition(old, v1.PodReady, containersReady, now, "ContainersNotReady"),
-	}
-	if s.sbErr != "" {
-		st.Conditions[0].Reason, st.Conditions[0].Message = "SandboxCreateFailed", s.sbErr
-	}
-	w.mu.Lock()
-	w.status, w.hasStatus = st, true
-	w.mu.Unlock()
-}
-
-// condition keeps the transition time of a condition whose status did not
-// change.
-func condition(old []v1.PodCondition, typ v1.PodConditionType, ok bool, now metav1.Time, reason string) v1.PodCondition {
-	c := v1.PodCondition{Type: typ, Status: v1.ConditionFalse, LastTransitionTime: now, Reason: reason}
-	if ok {
-		c.Status, c.Reason = v1.ConditionTrue, ""
-	}
-	for _, o := range old {
-		if o.Type == typ && o.Status == c.Status {
-			c.LastTransitionTime = o.LastTransitionTime
-		}
-	}
-	return c
-}
-
-// containerStatusOf is the status of one container: its newest instance in
-// the newest sandbox, with the instance before as its last state.
-func (w *worker) containerStatusOf(ctx context.Context, s *podSync, c *v1.Container, sandboxID string) v1.ContainerStatus {
-	cs := v1.ContainerStatus{Name: c.Name, Image: c.Image}
-	all := s.byName[c.Name]
-	if len(all) > 0 {
-		cs.RestartCount = int32(all[0].GetMetadata().GetAttempt())
-	}
-	cur := latestIn(all, sandboxID)
-	var prev *runtimeapi.Container
-	for _, x := range all {
-		if x != cur && x.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
-			prev = x
-			break
-		}
-	}
-	if prev != nil {
-		cs.LastTerminationState = w.stateOf(ctx, s, prev)
-	}
-	if wt, ok := s.waiting[c.Name]; ok {
-		cs.State = v1.ContainerState{Waiting: &wt}
-		if wt.Reason == "ContainerCreating" && cur != nil {
-			cs.LastTerminationState = w.stateOf(ctx, s, cur)
-		}
-		return cs
-	}
-	if cur == nil {
-		cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}
-		return cs
-	}
-	st := w.containerStatus(ctx, s, cur)
-	cs.ContainerID = w.m.runtimeName() + "://" + cur.GetId()
-	cs.ImageID = st.GetImageRef()
-	if cs.ImageID == "" {
-		cs.ImageID = cur.GetImageRef()
-	}
-	cs.State = w.stateOf(ctx, s, cur)
-	if cs.State.Running != nil {
-		started := true
-		cs.Started = &started
-		cs.Ready = true // no readiness probes yet: running is ready
-	} else {
-		started := false
-		cs.Started = &started
-	}
-	return cs
-}
-
-func (w *worker) stateOf(ctx context.Context, s *podSync, c *runtimeapi.Container) v1.ContainerState {
-	st := w.containerStatus(ctx, s, c)
-	ts := func(ns int64) metav1.Time {
-		if ns == 0 {
-			return metav1.Time{}
-		}
-		return metav1.NewTime(time.Unix(0, ns))
-	}
-	switch st.GetState() {
-	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		return v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: ts(st.GetStartedAt())}}
-	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}
-	}
-	reason := st.GetReason()
-	if reason == "" {
-		reason = "Completed"
-		if st.GetExitCode() != 0 {
-			reason = "Error"
-		}
-	}
-	return v1.ContainerState{Terminated: &v1.ContainerStateTerminated{
-		ExitCode: st.GetExitCode(), Reason: reason, Message: st.GetMessage(),
-		StartedAt: ts(st.GetStartedAt()), FinishedAt: ts(st.GetFinishedAt()),
-		ContainerID: w.m.runtimeName() + "://" + c.GetId(),
-	}}
+	return v1.PodPending
 }

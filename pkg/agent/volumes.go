@@ -14,16 +14,13 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // volumesDir is where a pod's emptyDir and downwardAPI volumes live.
-func (w *worker) volumesDir() string {
-	return filepath.Join(w.m.cfg.PodDir, string(w.uid), "volumes")
-}
-
-func (w *worker) volumePath(kind, name string) string {
-	return filepath.Join(w.volumesDir(), kind, name)
+func (m *Manager) volumePath(uid types.UID, kind, name string) string {
+	return filepath.Join(m.cfg.PodDir, string(uid), "volumes", kind, name)
 }
 
 // prepareVolumes makes the pod's volumes before its sandbox exists:
@@ -34,7 +31,7 @@ func (w *worker) prepareVolumes(pod *v1.Pod) error {
 		var err error
 		switch {
 		case v.EmptyDir != nil:
-			err = w.prepareEmptyDir(v.Name, v.EmptyDir)
+			err = w.prepareEmptyDir(pod.UID, v.Name, v.EmptyDir)
 		case v.HostPath != nil:
 			err = checkHostPath(v.HostPath)
 		case v.DownwardAPI != nil:
@@ -49,8 +46,8 @@ func (w *worker) prepareVolumes(pod *v1.Pod) error {
 	return nil
 }
 
-func (w *worker) prepareEmptyDir(name string, src *v1.EmptyDirVolumeSource) error {
-	dir := w.volumePath("empty-dir", name)
+func (w *worker) prepareEmptyDir(uid types.UID, name string, src *v1.EmptyDirVolumeSource) error {
+	dir := w.m.volumePath(uid, "empty-dir", name)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
@@ -128,7 +125,7 @@ func checkHostPath(hp *v1.HostPathVolumeSource) error {
 
 // writeDownwardAPI writes the volume's files from the pod's metadata.
 func (w *worker) writeDownwardAPI(pod *v1.Pod, name string, src *v1.DownwardAPIVolumeSource) error {
-	dir := w.volumePath("downward-api", name)
+	dir := w.m.volumePath(pod.UID, "downward-api", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -188,16 +185,16 @@ func (w *worker) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mo
 		readOnly := vm.ReadOnly
 		switch {
 		case v.EmptyDir != nil:
-			src = w.volumePath("empty-dir", v.Name)
+			src = w.m.volumePath(pod.UID, "empty-dir", v.Name)
 		case v.HostPath != nil:
 			src = v.HostPath.Path
 		case v.DownwardAPI != nil:
-			src, readOnly = w.volumePath("downward-api", v.Name), true
+			src, readOnly = w.m.volumePath(pod.UID, "downward-api", v.Name), true
 		default:
 			return nil, fmt.Errorf("volume %q: unsupported source", v.Name)
 		}
 		if vm.SubPath != "" {
-			bound, err := w.bindSubPath(src, vm.SubPath, filepath.Join(c.Name, strconv.Itoa(i)))
+			bound, err := w.bindSubPath(pod.UID, src, vm.SubPath, filepath.Join(c.Name, strconv.Itoa(i)))
 			if err != nil {
 				return nil, fmt.Errorf("volumeMount %q subPath %q: %w", vm.Name, vm.SubPath, err)
 			}
@@ -224,7 +221,7 @@ func (w *worker) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mo
 // that swaps a path component for a symlink meanwhile cannot make the
 // mount escape. A missing sub path is created as a directory, as kubelet
 // does.
-func (w *worker) bindSubPath(volume, subPath, key string) (string, error) {
+func (w *worker) bindSubPath(uid types.UID, volume, subPath, key string) (string, error) {
 	h, err := pathrs.OpenInRoot(volume, subPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		root, err := os.OpenFile(volume, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -244,7 +241,7 @@ func (w *worker) bindSubPath(volume, subPath, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	target := filepath.Join(w.m.cfg.PodDir, string(w.uid), "volume-subpaths", key)
+	target := filepath.Join(w.m.cfg.PodDir, string(uid), "volume-subpaths", key)
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return "", err
 	}
@@ -273,11 +270,11 @@ func (w *worker) bindSubPath(volume, subPath, key string) (string, error) {
 // removeVolumes unmounts what the agent mounted for the pod (memory-backed
 // emptyDirs, sub path binds) and deletes its directory; hostPaths are the
 // node's and stay. Nothing is deleted while anything below is mounted.
-func (w *worker) removeVolumes() error {
-	if w.m.cfg.PodDir == "" {
+func (m *Manager) removeVolumes(uid types.UID) error {
+	if m.cfg.PodDir == "" {
 		return nil
 	}
-	dir := filepath.Join(w.m.cfg.PodDir, string(w.uid))
+	dir := filepath.Join(m.cfg.PodDir, string(uid))
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return err

@@ -64,9 +64,9 @@ func TestBindSubPathStaysInTheVolume(t *testing.T) {
 		t.Skip("needs root to mount")
 	}
 	podDir := t.TempDir()
-	w := &worker{m: &Manager{cfg: Config{PodDir: podDir}}, uid: "u1"}
+	w := &worker{m: &Manager{cfg: Config{PodDir: podDir}}}
 	t.Cleanup(func() {
-		if err := w.removeVolumes(); err != nil {
+		if err := w.m.removeVolumes("u1"); err != nil {
 			t.Error(err)
 		}
 	})
@@ -81,7 +81,7 @@ func TestBindSubPathStaysInTheVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A symlink to / inside the volume means the volume's root.
-	target, err := w.bindSubPath(volume, "evil/etc", "c/0")
+	target, err := w.bindSubPath("u1", volume, "evil/etc", "c/0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +93,14 @@ func TestBindSubPathStaysInTheVolume(t *testing.T) {
 	}
 	// A plain sub path binds its content; binding again does not stack.
 	for range 2 {
-		if target, err = w.bindSubPath(volume, "data", "c/1"); err != nil {
+		if target, err = w.bindSubPath("u1", volume, "data", "c/1"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "in volume" {
 		t.Errorf("bound sub path: %q, %v", b, err)
 	}
-	if err := w.removeVolumes(); err != nil {
+	if err := w.m.removeVolumes("u1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(volume, "data", "f")); err != nil {

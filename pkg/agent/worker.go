@@ -2,11 +2,8 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -14,40 +11,57 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/pkg/events"
+	"github.com/berth-project/berth/pkg/probe"
 )
 
-// worker keeps one pod as its spec says, or tears it down once the spec is
-// gone (pod nil).
+// worker keeps one pod (a namespace and name) as its desired spec says:
+// each pass observes the runtime, plans, publishes the status and acts.
+// Keyed by name rather than UID, it serialises a pod's versions: a new
+// version starts only once the previous one is gone, as kubelet does for
+// static pods.
 type worker struct {
-	m   *Manager
-	uid types.UID
+	m                    *Manager
+	key, namespace, name string
+	wake                 chan struct{}
 
-	mu        sync.Mutex
-	pod       *v1.Pod
-	status    v1.PodStatus
-	hasStatus bool
-	startTime metav1.Time
-	pulls     map[string]*pullState // image → failures
-	// The current sandbox's addresses, read once.
-	ipsSandbox string
-	ips        []string
-	wake       chan struct{}
+	mu  sync.Mutex
+	pod *v1.Pod // desired; nil: remove it
+	// cancel ends the pass in progress when it is a sync that a new
+	// desired pod (or its removal) makes moot, such as a slow pull.
+	cancel context.CancelFunc
+
+	// Owned by the worker's goroutine.
+	firstSeen  time.Time
+	known      *v1.Pod // the last desired pod, shown while it terminates
+	published  v1.PodStatus
+	pulls      map[string]pullFailure
+	startErrs  map[string]startFailure
+	termStart  map[types.UID]time.Time
+	killed     map[string]string // container ID → why the agent killed it
+	preStopRan map[string]bool
+	seen       map[string]containerObs // statuses by container ID
+	ips        map[string][]string     // by sandbox ID
+	sandboxErr string
 }
 
-type pullState struct {
-	failures int
-	last     time.Time
-	err      string
+func newWorker(m *Manager, namespace, name string, pod *v1.Pod) *worker {
+	return &worker{m: m, key: namespace + "/" + name, namespace: namespace, name: name, pod: pod,
+		wake: make(chan struct{}, 1), firstSeen: m.clock.Now(),
+		pulls: map[string]pullFailure{}, startErrs: map[string]startFailure{}, termStart: map[types.UID]time.Time{},
+		killed: map[string]string{}, preStopRan: map[string]bool{}, seen: map[string]containerObs{}, ips: map[string][]string{}}
 }
 
-func newWorker(m *Manager, uid types.UID, pod *v1.Pod) *worker {
-	return &worker{m: m, uid: uid, pod: pod, pulls: map[string]*pullState{}, wake: make(chan struct{}, 1),
-		startTime: metav1.Now()}
-}
-
+// setPod changes the desired pod and wakes the worker; a sync in progress
+// for another version is cancelled.
 func (w *worker) setPod(p *v1.Pod) {
 	w.mu.Lock()
+	old := w.pod
 	w.pod = p
+	if w.cancel != nil && (p == nil || old == nil || p.UID != old.UID) {
+		w.cancel()
+	}
 	w.mu.Unlock()
 	w.wakeup()
 }
@@ -58,6 +72,12 @@ func (w *worker) desired() *v1.Pod {
 	return w.pod
 }
 
+func (w *worker) setCancel(c context.CancelFunc) {
+	w.mu.Lock()
+	w.cancel = c
+	w.mu.Unlock()
+}
+
 func (w *worker) wakeup() {
 	select {
 	case w.wake <- struct{}{}:
@@ -65,139 +85,263 @@ func (w *worker) wakeup() {
 	}
 }
 
-// snapshot is the pod with its latest status; false before the first sync
-// or once the pod is being removed.
-func (w *worker) snapshot() (v1.Pod, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.pod == nil || !w.hasStatus {
-		return v1.Pod{}, false
-	}
-	p := *w.pod.DeepCopy()
-	p.Status = *w.status.DeepCopy()
-	return p, true
-}
-
 func (w *worker) run(ctx context.Context) {
-	log := w.m.cfg.Log.With("uid", w.uid)
 	for {
 		pod := w.desired()
-		var next time.Duration
-		if pod == nil {
-			if err := w.teardown(ctx); err != nil {
-				log.Warn("tear down pod", "err", err)
+		pctx, cancel := context.WithCancel(ctx)
+		r, err := w.pass(pctx, pod, cancel)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		next := r.requeue
+		if err != nil {
+			w.m.cfg.Log.Warn("sync pod", "pod", w.key, "err", err)
+			if next <= 0 || next > 5*time.Second {
 				next = 5 * time.Second
-			} else if w.m.workerDone(w) {
-				return
 			}
-		} else {
-			var err error
-			if next, err = w.sync(ctx, pod); err != nil {
-				log.Warn("sync pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-				next = min(next, 5*time.Second)
-			}
+		} else if r.gone && w.m.workerDone(w) {
+			return
+		} else if r.changed {
+			continue // look at what the actions did
 		}
 		if resync := w.m.resyncPeriod(); next <= 0 || next > resync {
 			next = resync
 		}
-		t := time.NewTimer(next)
+		t := w.m.clock.NewTimer(next)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-w.wake:
-		case <-t.C:
+		case <-t.C():
 		}
 		t.Stop()
 	}
 }
 
-// observed is what the runtime has of the pod.
-type observed struct {
-	sandboxes  []*runtimeapi.PodSandbox // newest first
-	containers []*runtimeapi.Container  // newest first
+type passResult struct {
+	changed, gone bool
+	requeue       time.Duration
 }
 
-func (w *worker) observe(ctx context.Context) (observed, error) {
+// pass is one observe → plan → publish → act round.
+func (w *worker) pass(ctx context.Context, pod *v1.Pod, cancel context.CancelFunc) (passResult, error) {
+	obs, err := w.observe(ctx, pod)
+	if err != nil {
+		return passResult{}, err
+	}
+	now := w.m.clock.Now()
+	in := planInput{pod: pod, obs: obs, health: w.health(obs, pod), pulls: w.pulls, startErrs: w.startErrs,
+		termStart: w.termStart, firstSeen: w.firstSeen, now: now}
+	a := plan(in)
+	for _, uid := range a.tearing {
+		if _, ok := w.termStart[uid]; !ok {
+			w.termStart[uid] = now
+		}
+	}
+	if pod != nil && len(a.tearing) == 0 {
+		w.setCancel(cancel)
+		defer w.setCancel(nil)
+	}
+	w.publish(in, a, nil)
+	w.m.prober.Sync(w.key, w.probeTargets(pod, obs, a))
+	r, err := w.act(ctx, pod, obs, a)
+	if len(r.failed) > 0 {
+		w.publish(in, a, r.failed)
+	}
+	// A removed pod leaves the status cache as soon as its last object
+	// is gone: a teardown that succeeded removed them all.
+	if a.gone || (pod == nil && err == nil && len(a.tearing) > 0) {
+		w.m.status.Delete(w.namespace, w.name)
+		w.m.events.Forget(w.namespace, w.name)
+	}
+	return passResult{changed: r.changed, gone: a.gone, requeue: a.requeue}, err
+}
+
+// publish puts the pod's status in the status cache. A pod being removed
+// keeps its last status, marked for deletion, until it is gone.
+func (w *worker) publish(in planInput, a podActions, failed map[string]v1.ContainerStateWaiting) {
+	if in.pod == nil {
+		if w.known == nil || a.gone {
+			return
+		}
+		p := w.known.DeepCopy()
+		p.Status = *w.published.DeepCopy()
+		start := in.now
+		if t, ok := w.termStart[p.UID]; ok {
+			start = t
+		}
+		ts := metav1.NewTime(start)
+		grace := podGrace(p)
+		p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &ts, &grace
+		w.m.status.Set(p)
+		return
+	}
+	st := podStatus(in, a, statusFacts{runtime: w.m.runtimeName(), hostIPs: w.m.hostIPs, killed: w.killed, previous: w.published})
+	for name, wt := range failed {
+		for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+			for i := range list {
+				if list[i].Name == name {
+					wt := wt
+					list[i].State = v1.ContainerState{Waiting: &wt}
+				}
+			}
+		}
+	}
+	if w.sandboxErr != "" {
+		for i := range st.Conditions {
+			if st.Conditions[i].Type == v1.PodReadyToStartContainers {
+				st.Conditions[i].Reason, st.Conditions[i].Message = "SandboxCreateFailed", w.sandboxErr
+			}
+		}
+	}
+	p := in.pod.DeepCopy()
+	p.Status = st
+	w.m.status.Set(p)
+	w.known, w.published = in.pod, st
+}
+
+func (w *worker) eventPod() events.Pod {
+	p := events.Pod{Namespace: w.namespace, Name: w.name}
+	if w.known != nil {
+		p.UID = w.known.UID
+	}
+	return p
+}
+
+// health asks the prober about the desired pod's running containers.
+func (w *worker) health(obs observation, pod *v1.Pod) map[string]containerHealth {
+	if pod == nil {
+		return nil
+	}
+	h := map[string]containerHealth{}
+	for _, c := range obs.containersOf(pod.UID) {
+		if c.running() {
+			h[c.id] = containerHealth{
+				startup:   w.m.prober.Result(c.id, probe.Startup),
+				liveness:  w.m.prober.Result(c.id, probe.Liveness),
+				readiness: w.m.prober.Result(c.id, probe.Readiness),
+			}
+		}
+	}
+	return h
+}
+
+func (w *worker) probeTargets(pod *v1.Pod, obs observation, a podActions) []probe.Target {
+	if pod == nil || len(a.probes) == 0 {
+		return nil
+	}
+	podIP := ""
+	for _, s := range obs.sandboxes {
+		if s.id == a.sandboxID && len(s.ips) > 0 {
+			podIP = s.ips[0]
+		}
+	}
+	if pod.Spec.HostNetwork && len(w.m.hostIPs) > 0 {
+		podIP = w.m.hostIPs[0]
+	}
+	ports := map[string][]v1.ContainerPort{}
+	for _, c := range allContainers(pod) {
+		ports[c.Name] = c.Ports
+	}
+	out := make([]probe.Target, 0, len(a.probes))
+	for _, p := range a.probes {
+		out = append(out, probe.Target{Pod: w.key, PodIP: podIP, ContainerID: p.containerID, Container: p.container,
+			Kind: p.kind, Probe: p.probe, Ports: ports[p.container], StartedAt: p.startedAt})
+	}
+	return out
+}
+
+// observe lists the pod's sandboxes and containers, of every UID, once.
+// A container's status is read again only when its listed state changed.
+func (w *worker) observe(ctx context.Context, pod *v1.Pod) (observation, error) {
 	rt := w.m.cfg.Runtime
-	sel := map[string]string{labelPodUID: string(w.uid)}
+	sel := map[string]string{labelPodName: w.name, labelPodNamespace: w.namespace, labelManaged: "true"}
 	sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
 	if err != nil {
-		return observed{}, fmt.Errorf("list sandboxes: %w", err)
+		return observation{}, fmt.Errorf("list sandboxes: %w", err)
 	}
 	cs, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
 	if err != nil {
-		return observed{}, fmt.Errorf("list containers: %w", err)
+		return observation{}, fmt.Errorf("list containers: %w", err)
 	}
-	o := observed{sandboxes: sbs.GetItems(), containers: cs.GetContainers()}
-	sort.Slice(o.sandboxes, func(i, j int) bool { return o.sandboxes[i].GetCreatedAt() > o.sandboxes[j].GetCreatedAt() })
-	sort.Slice(o.containers, func(i, j int) bool { return o.containers[i].GetCreatedAt() > o.containers[j].GetCreatedAt() })
+	var o observation
+	liveSandboxes := map[string]bool{}
+	for _, sb := range sbs.GetItems() {
+		s := sandboxObs{id: sb.GetId(), uid: types.UID(sb.GetMetadata().GetUid()), attempt: sb.GetMetadata().GetAttempt(),
+			ready: sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY, createdAt: nanos(sb.GetCreatedAt())}
+		if t, err := time.Parse(time.RFC3339Nano, sb.GetAnnotations()[annotationStartTime]); err == nil {
+			s.startTime = t
+		}
+		liveSandboxes[s.id] = true
+		o.sandboxes = append(o.sandboxes, s)
+	}
+	sort.SliceStable(o.sandboxes, func(i, j int) bool { return o.sandboxes[i].createdAt.After(o.sandboxes[j].createdAt) })
+	for i := range o.sandboxes {
+		s := &o.sandboxes[i]
+		if ips, ok := w.ips[s.id]; ok {
+			s.ips = ips
+		} else if s.ready || (pod != nil && s.uid == pod.UID && i == 0) {
+			if s.ips, err = w.sandboxIPs(ctx, s.id); err != nil {
+				return observation{}, err
+			}
+		}
+	}
+	live := map[string]bool{}
+	for _, c := range cs.GetContainers() {
+		live[c.GetId()] = true
+		if old, ok := w.seen[c.GetId()]; ok && old.state == c.GetState() {
+			o.containers = append(o.containers, old)
+			continue
+		}
+		resp, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.GetId()})
+		if err != nil {
+			return observation{}, fmt.Errorf("status of container %s: %w", c.GetId(), err)
+		}
+		obs := containerObsFrom(c, resp.GetStatus())
+		if obs.exited() && obs.message == "" {
+			obs.message = w.terminationMessage(&obs, c.GetAnnotations()[annotationMessagePolicy])
+		}
+		w.seen[obs.id] = obs
+		o.containers = append(o.containers, obs)
+	}
+	sort.SliceStable(o.containers, func(i, j int) bool { return o.containers[i].createdAt.After(o.containers[j].createdAt) })
+	for id := range w.seen {
+		if !live[id] {
+			w.forgetContainer(id)
+		}
+	}
+	for id := range w.ips {
+		if !liveSandboxes[id] {
+			delete(w.ips, id)
+		}
+	}
 	return o, nil
 }
 
-// teardown stops the pod's containers with their grace period, then
-// removes its sandboxes and logs.
-func (w *worker) teardown(ctx context.Context) error {
-	o, err := w.observe(ctx)
-	if err != nil {
-		return err
-	}
-	if err := w.stopContainers(ctx, o.containers, nil); err != nil {
-		return err
-	}
-	rt := w.m.cfg.Runtime
-	var logDir string
-	for _, sb := range o.sandboxes {
-		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.GetId()}); err != nil {
-			return fmt.Errorf("stop sandbox %s: %w", sb.GetId(), err)
-		}
-		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.GetId()}); err != nil {
-			return fmt.Errorf("remove sandbox %s: %w", sb.GetId(), err)
-		}
-		md := sb.GetMetadata()
-		logDir = filepath.Join(w.m.cfg.LogDir, md.GetNamespace()+"_"+md.GetName()+"_"+md.GetUid())
-	}
-	if logDir != "" && w.m.cfg.LogDir != "" {
-		w.m.removeLogs(logDir)
-	}
-	if err := w.removeVolumes(); err != nil {
-		return err
-	}
-	if err := w.m.removePodCgroup(w.uid); err != nil {
-		return err
-	}
-	if len(o.sandboxes) > 0 {
-		w.m.cfg.Log.Info("pod removed", "uid", w.uid)
-	}
-	return nil
+func (w *worker) forgetContainer(id string) {
+	delete(w.seen, id)
+	delete(w.killed, id)
+	delete(w.preStopRan, id)
 }
 
-// stopContainers stops the running ones among cs in parallel, each with
-// its grace period (the pod's when given, else the one recorded on it).
-func (w *worker) stopContainers(ctx context.Context, cs []*runtimeapi.Container, pod *v1.Pod) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, len(cs))
-	for _, c := range cs {
-		if c.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING && c.GetState() != runtimeapi.ContainerState_CONTAINER_CREATED {
-			continue
-		}
-		grace, _ := strconv.ParseInt(c.GetAnnotations()[annotationGracePeriod], 10, 64)
-		if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {
-			grace = *pod.Spec.TerminationGracePeriodSeconds
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := w.m.cfg.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.GetId(), Timeout: grace}); err != nil {
-				errs <- fmt.Errorf("stop container %s: %w", c.GetId(), err)
-			}
-		}()
+// sandboxIPs reads a sandbox's addresses once: they never change.
+func (w *worker) sandboxIPs(ctx context.Context, id string) ([]string, error) {
+	if ips, ok := w.ips[id]; ok {
+		return ips, nil
 	}
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
+	resp, err := w.m.cfg.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox status: %w", err)
 	}
-	return errors.Join(all...)
+	var ips []string
+	if net := resp.GetStatus().GetNetwork(); net.GetIp() != "" {
+		ips = append(ips, net.GetIp())
+		for _, ip := range net.GetAdditionalIps() {
+			ips = append(ips, ip.GetIp())
+		}
+	}
+	w.ips[id] = ips
+	return ips, nil
 }

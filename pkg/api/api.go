@@ -1,6 +1,7 @@
 // Package api serves the agent's read-only local HTTP API: /healthz,
-// /pods (a v1.PodList, as kubelet's read-only port has it) and /manifests
-// (each manifest file: the pods it produced, or why it was refused).
+// /pods (a v1.PodList, as kubelet's read-only port has it), /events (the
+// pods' recent events, a v1.EventList) and /manifests (each manifest file:
+// the pods it produced, or why it was refused).
 package api
 
 import (
@@ -34,16 +35,22 @@ type podLister interface {
 	Pods() []v1.Pod
 }
 
+// eventLister is where the pods' recent events come from.
+type eventLister interface {
+	Events() []v1.Event
+}
+
 // Server answers the API; SetManifests keeps /manifests current.
 type Server struct {
-	pods podLister
+	pods   podLister
+	events eventLister
 
 	mu        sync.Mutex
 	manifests []Manifest
 }
 
-// New returns a server listing pods from pods.
-func New(pods podLister) *Server { return &Server{pods: pods} }
+// New returns a server listing pods and their events.
+func New(pods podLister, events eventLister) *Server { return &Server{pods: pods, events: events} }
 
 // SetManifests records the latest reading of the manifest directory.
 func (s *Server) SetManifests(files []manifest.File) {
@@ -78,6 +85,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		for i := range list.Items {
 			list.Items[i].TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+		}
+		writeJSON(w, list)
+	})
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, _ *http.Request) {
+		list := v1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}, Items: s.events.Events()}
+		if list.Items == nil {
+			list.Items = []v1.Event{}
 		}
 		writeJSON(w, list)
 	})

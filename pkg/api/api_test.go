@@ -17,8 +17,13 @@ type pods []v1.Pod
 
 func (p pods) Pods() []v1.Pod { return p }
 
+type evs []v1.Event
+
+func (e evs) Events() []v1.Event { return e }
+
 func TestEndpoints(t *testing.T) {
-	s := New(pods{{ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "default"}, Status: v1.PodStatus{Phase: v1.PodRunning}}})
+	s := New(pods{{ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "default"}, Status: v1.PodStatus{Phase: v1.PodRunning}}},
+		evs{{Reason: "Unhealthy", Message: "Liveness probe failed: boom", InvolvedObject: v1.ObjectReference{Name: "web-n1"}}})
 	s.SetManifests([]manifest.File{
 		{Path: "/m/b.yaml", Err: errors.New("/m/b.yaml: kind \"Job\", want \"Pod\"")},
 		{Path: "/m/a.yaml", Pods: []*v1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "default", UID: "u1"}}}},
@@ -41,6 +46,11 @@ func TestEndpoints(t *testing.T) {
 	}
 	if code := get("/healthz", nil); code != http.StatusOK {
 		t.Errorf("/healthz: %d", code)
+	}
+	var events v1.EventList
+	get("/events", &events)
+	if events.Kind != "EventList" || len(events.Items) != 1 || events.Items[0].Reason != "Unhealthy" {
+		t.Errorf("/events: %+v", events)
 	}
 	var list v1.PodList
 	get("/pods", &list)

@@ -26,9 +26,9 @@ type File struct {
 // ReadDir reads every manifest file in dir, sorted by file name.
 // Dotfiles (name starting with ".") and subdirectories are ignored. Each
 // entry becomes one File, valid or not: an invalid file never affects
-// others, except that a pod (namespace/name) already defined by an
-// earlier file (in sort order) makes the later file invalid. Error only
-// if dir itself cannot be read.
+// others. Two files defining the same pod are both returned: which one
+// wins is the caller's choice (the source keeps the one already running).
+// Error only if dir itself cannot be read.
 func ReadDir(dir, nodeName string) ([]File, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -39,33 +39,13 @@ func ReadDir(dir, nodeName string) ([]File, error) {
 		return nil, fmt.Errorf("read manifest directory: %w", err)
 	}
 	var files []File
-	definedIn := map[string]string{} // namespace/name → file path
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
 			continue
 		}
-		f := ReadFile(filepath.Join(abs, e.Name()), nodeName)
-		if f.Err == nil {
-			f = claimPods(f, definedIn)
-		}
-		files = append(files, f)
+		files = append(files, ReadFile(filepath.Join(abs, e.Name()), nodeName))
 	}
 	return files, nil
-}
-
-// claimPods records the pods of f in definedIn, unless one of them is
-// there already: then f is refused whole and records nothing.
-func claimPods(f File, definedIn map[string]string) File {
-	for _, p := range f.Pods {
-		key := p.Namespace + "/" + p.Name
-		if other, ok := definedIn[key]; ok {
-			return File{Path: f.Path, Err: fmt.Errorf("%s: pod %s is already defined in %s", f.Path, key, other)}
-		}
-	}
-	for _, p := range f.Pods {
-		definedIn[p.Namespace+"/"+p.Name] = f.Path
-	}
-	return f
 }
 
 // ReadFile reads one manifest file; used by ReadDir and by

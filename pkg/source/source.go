@@ -29,8 +29,9 @@ type Dir struct {
 const settle = 5 * time.Millisecond
 
 // Run reads the directory now, after every change and every Resync, and
-// passes all its files to update, until ctx ends. Invalid files are
-// logged once per distinct error.
+// passes all its files to update, until ctx ends: each file's Pods are
+// what should run, its Err what is wrong with it (see memory). Invalid
+// files are logged once per distinct error.
 func (d Dir) Run(ctx context.Context, update func([]manifest.File)) error {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -50,6 +51,7 @@ func (d Dir) Run(ctx context.Context, update func([]manifest.File)) error {
 		return fmt.Errorf("watch manifest directory %s: %w", d.Path, err)
 	}
 	watching := true
+	mem := newMemory()
 	reported := map[string]string{}
 	read := func() {
 		// A directory that was removed or replaced is watched again once
@@ -62,6 +64,7 @@ func (d Dir) Run(ctx context.Context, update func([]manifest.File)) error {
 			d.Log.Warn("read manifest directory", "dir", d.Path, "err", err)
 			return
 		}
+		files = mem.apply(files)
 		now := map[string]string{}
 		for _, f := range files {
 			if f.Err != nil {

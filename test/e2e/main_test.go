@@ -100,7 +100,7 @@ func tail(s string, n int) string {
 // berthctl runs the CLI against this env's daemon and returns its output.
 func (e *env) berthctl(args ...string) string {
 	e.t.Helper()
-	out, err := exec.Command(filepath.Join(e.d.Bin, "berthctl"), append([]string{"--cri-socket", e.d.Socket}, args...)...).CombinedOutput()
+	out, err := exec.Command(filepath.Join(e.d.Bin, "berthctl"), append([]string{"--cri-socket", e.d.Socket, "--api-socket", e.d.APISocket}, args...)...).CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("berthctl %v: %v\n%s", args, err, out)
 	}
