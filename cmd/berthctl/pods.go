@@ -206,6 +206,9 @@ func listManifests(socket string) error {
 		default:
 			fmt.Printf("%s: %s\n", m.File, strings.Join(names, ", "))
 		}
+		for _, r := range m.RolledBack {
+			fmt.Printf("  ROLLED BACK %s\n", r)
+		}
 	}
 	return nil
 }

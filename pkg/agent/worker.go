@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -44,6 +45,9 @@ type worker struct {
 	seen       map[string]containerObs // statuses by container ID
 	ips        map[string][]string     // by sandbox ID
 	sandboxErr string
+	gate       gateRecord
+	gateLoaded bool
+	rollback   string // why the desired version does not run
 }
 
 func newWorker(m *Manager, namespace, name string, pod *v1.Pod) *worker {
@@ -87,7 +91,7 @@ func (w *worker) wakeup() {
 
 func (w *worker) run(ctx context.Context) {
 	for {
-		pod := w.desired()
+		pod, gateWait := w.applyGate(w.desired())
 		pctx, cancel := context.WithCancel(ctx)
 		r, err := w.pass(pctx, pod, cancel)
 		cancel()
@@ -95,12 +99,18 @@ func (w *worker) run(ctx context.Context) {
 			return
 		}
 		next := r.requeue
+		if gateWait > 0 && (next <= 0 || gateWait < next) {
+			next = gateWait
+		}
 		if err != nil {
 			w.m.cfg.Log.Warn("sync pod", "pod", w.key, "err", err)
 			if next <= 0 || next > 5*time.Second {
 				next = 5 * time.Second
 			}
 		} else if r.gone && w.m.workerDone(w) {
+			if err := w.m.saveGate(w.namespace, w.name, gateRecord{}); err != nil {
+				w.m.cfg.Log.Warn("forget the pod's versions", "pod", w.key, "err", err)
+			}
 			return
 		} else if r.changed {
 			continue // look at what the actions did
@@ -118,6 +128,42 @@ func (w *worker) run(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// applyGate decides which version of the pod runs (see gate) and keeps
+// the record of its versions on disk.
+func (w *worker) applyGate(desired *v1.Pod) (*v1.Pod, time.Duration) {
+	if !w.gateLoaded {
+		rec, err := w.m.loadGate(w.namespace, w.name)
+		if err != nil {
+			w.m.cfg.Log.Warn("unreadable record of the pod's versions: starting afresh", "pod", w.key, "err", err)
+		}
+		w.gate, w.gateLoaded = rec, true
+	}
+	var cur runningView
+	if w.known != nil {
+		cur = viewOf(w.known, w.published)
+	}
+	d := gate(w.gate, desired, cur, w.m.clock.Now())
+	if !reflect.DeepEqual(d.record, w.gate) {
+		if err := w.m.saveGate(w.namespace, w.name, d.record); err != nil {
+			w.m.cfg.Log.Warn("record the pod's versions", "pod", w.key, "err", err)
+		}
+		w.gate = d.record
+	}
+	if d.event != "" {
+		reason, typ := "Updated", v1.EventTypeNormal
+		if d.record.Rejected != "" {
+			reason, typ = "RolledBack", v1.EventTypeWarning
+		}
+		w.m.cfg.Log.Info("health-gated update: "+d.event, "pod", w.key)
+		w.m.events.Record(w.eventPod(), "", typ, reason, d.event)
+	}
+	w.rollback = ""
+	if desired != nil && d.record.Rejected == desired.UID && d.run != desired {
+		w.rollback = fmt.Sprintf("update to version %s rolled back to version %s: %s", desired.UID, d.run.UID, d.record.Reason)
+	}
+	return d.run, d.wait
 }
 
 type passResult struct {
@@ -193,6 +239,15 @@ func (w *worker) publish(in planInput, a podActions, failed map[string]v1.Contai
 		for i := range st.Conditions {
 			if st.Conditions[i].Type == v1.PodReadyToStartContainers {
 				st.Conditions[i].Reason, st.Conditions[i].Message = "SandboxCreateFailed", w.sandboxErr
+			}
+		}
+	}
+	if w.rollback != "" {
+		st.Conditions = append(st.Conditions, v1.PodCondition{Type: conditionRolledBack, Status: v1.ConditionTrue,
+			Reason: "UpdateFailed", Message: w.rollback, LastTransitionTime: metav1.NewTime(in.now)})
+		for _, c := range w.published.Conditions {
+			if c.Type == conditionRolledBack && c.Message == w.rollback {
+				st.Conditions[len(st.Conditions)-1].LastTransitionTime = c.LastTransitionTime
 			}
 		}
 	}

@@ -21,6 +21,9 @@ type Manifest struct {
 	File  string   `json:"file"`
 	Pods  []PodRef `json:"pods,omitempty"`
 	Error string   `json:"error,omitempty"`
+	// RolledBack says, per pod, why a health-gated update of it was
+	// undone: the pod runs its last version that was Ready instead.
+	RolledBack []string `json:"rolledBack,omitempty"`
 }
 
 // PodRef names a pod a manifest produced.
@@ -97,15 +100,30 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /manifests", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
-		ms := s.manifests
+		ms := append([]Manifest{}, s.manifests...)
 		s.mu.Unlock()
-		if ms == nil {
-			ms = []Manifest{}
+		rolledBack := map[string]string{}
+		for _, p := range s.pods.Pods() {
+			for _, c := range p.Status.Conditions {
+				if c.Type == conditionRolledBack && c.Status == v1.ConditionTrue {
+					rolledBack[p.Namespace+"/"+p.Name] = c.Message
+				}
+			}
+		}
+		for i := range ms {
+			for _, p := range ms[i].Pods {
+				if msg, ok := rolledBack[p.Namespace+"/"+p.Name]; ok {
+					ms[i].RolledBack = append(ms[i].RolledBack, p.Namespace+"/"+p.Name+": "+msg)
+				}
+			}
 		}
 		writeJSON(w, ms)
 	})
 	return mux
 }
+
+// conditionRolledBack is the agent's pod condition for an undone update.
+const conditionRolledBack = "berth.io/RolledBack"
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
