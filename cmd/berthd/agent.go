@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	v1 "k8s.io/api/core/v1"
@@ -54,6 +56,9 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		Log:            log,
 	})
 	apiSrv := api.New(mgr, mgr)
+	probes := prometheus.NewRegistry()
+	probes.MustRegister(mgr.ProbeCollector())
+	apiSrv.Mount("GET /metrics/probes", promhttp.HandlerFor(probes, promhttp.HandlerOpts{}))
 	socket := cfg.APISocket
 	if socket == "" {
 		socket = filepath.Join(cfg.State, "api.sock")

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
@@ -197,6 +198,10 @@ func (m *Manager) workerDone(w *worker) bool {
 // Pods is every pod the agent has, with its status, sorted by namespace
 // and name.
 func (m *Manager) Pods() []v1.Pod { return m.status.Pods() }
+
+// ProbeCollector exposes the probe counters (kubelet's
+// prober_probe_total) to a Prometheus registry.
+func (m *Manager) ProbeCollector() prometheus.Collector { return m.prober.Collector() }
 
 // Events are the pods' recent events.
 func (m *Manager) Events() []v1.Event { return m.events.List() }

@@ -48,8 +48,19 @@ type Server struct {
 	pods   podLister
 	events eventLister
 
+	mounts map[string]http.Handler
+
 	mu        sync.Mutex
 	manifests []Manifest
+}
+
+// Mount serves h at pattern (such as "GET /metrics/probes") too; call it
+// before Handler.
+func (s *Server) Mount(pattern string, h http.Handler) {
+	if s.mounts == nil {
+		s.mounts = map[string]http.Handler{}
+	}
+	s.mounts[pattern] = h
 }
 
 // New returns a server listing pods and their events.
@@ -77,6 +88,9 @@ func (s *Server) SetManifests(files []manifest.File) {
 // Handler routes the endpoints; anything but GET is refused.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	for pattern, h := range s.mounts {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok"))

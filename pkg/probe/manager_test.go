@@ -2,9 +2,12 @@ package probe
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	testingclock "k8s.io/utils/clock/testing"
@@ -204,5 +207,21 @@ func TestFirstRuns(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Error("20 restarted containers all probed at the same moment")
+	}
+}
+
+func TestCollector(t *testing.T) {
+	r := newRig(t)
+	r.m.Sync("ns/p", []Target{target(Readiness, exec(5, 1, 1), r.clock.Now())})
+	r.answer(1)
+	r.settle()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(r.m.Collector())
+	want := `# HELP prober_probe_total Cumulative number of a liveness, readiness or startup probe for a container by result.
+# TYPE prober_probe_total counter
+prober_probe_total{container="app",namespace="ns",pod="p",probe_type="Readiness",result="failed"} 1
+`
+	if err := promtestutil.GatherAndCompare(reg, strings.NewReader(want), "prober_probe_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -36,6 +36,8 @@ func main() {
 	agentIdle := flag.Duration("agent-idle", 60*time.Second, "idle period for the agent's CPU figure (0 skips the agent figures)")
 	pullMiB := flag.Int64("pull-mib", 100, "size of the image pulled from a local registry (0 skips the pull figures)")
 	samples := flag.Int("samples", 100, "samples per CRI operation for the per-operation figures (0 skips them)")
+	probeWindow := flag.Duration("probe-window", 60*time.Second, "how long the probe load is measured (0 skips the probe figures)")
+	probePods := flag.Int("probe-pods", 30, "pods of the probe load")
 	flag.Parse()
 	if err := run(*n, *pods, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -43,6 +45,12 @@ func main() {
 	}
 	if *agentIdle > 0 {
 		if err := agentBench(context.Background(), *agentIdle); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *probeWindow > 0 {
+		if err := probeBench(context.Background(), *probePods, *probeWindow); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

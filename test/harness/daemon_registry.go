@@ -38,3 +38,9 @@ func (d *Daemon) EnableNRI() {
 	d.extraArgs = append(d.extraArgs, "--nri-socket", d.NRISocket(),
 		"--nri-plugin-path", filepath.Join(d.Dir, "nri-plugins"), "--nri-plugin-config-path", filepath.Join(d.Dir, "nri-conf"))
 }
+
+// SetLogLevel has every later Start log at level (the tests' default is
+// debug, which logs every CRI call: too much for a benchmark).
+func (d *Daemon) SetLogLevel(level string) {
+	d.extraArgs = append(d.extraArgs, "--log-level", level)
+}

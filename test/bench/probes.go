@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/berth-project/berth/test/harness"
+)
+
+// probeBench measures what probes cost: 30 pods, each with an exec
+// liveness probe and an HTTP readiness probe at period 1 s, for a while;
+// machine-wide CPU (everything the probes make run: berthd, shims, runc,
+// containerd) beyond the machine's idle rate, once with berth's own
+// runtime and once with the agent driving Debian's containerd.
+func probeBench(ctx context.Context, pods int, window time.Duration) error {
+	fmt.Printf("probes (%d pods x exec liveness + HTTP readiness, period 1 s, %s)\n", pods, window)
+	idle, err := machineCPURate(window / 4)
+	if err != nil {
+		return err
+	}
+	berth, err := probeLoad(ctx, pods, window, idle, nil)
+	if err != nil {
+		return fmt.Errorf("berth: %w", err)
+	}
+	c, err := harness.StartContainerd(ctx)
+	if err != nil {
+		fmt.Printf("%-34s skipped: %v\n", "containerd", err)
+		return nil
+	}
+	defer c.Cleanup()
+	ctrd, err := probeLoad(ctx, pods, window, idle, c)
+	if err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	fmt.Printf("%-34s %.2fx (target: containerd/berth >= 10x, exec probe <= 2 ms)\n", "ratio containerd/berth per probe", ctrd/berth)
+	return nil
+}
+
+// probeLoad runs the load against berth's runtime (c nil) or containerd,
+// prints its figures and returns the CPU-milliseconds per probe run.
+func probeLoad(ctx context.Context, pods int, window time.Duration, idleRate float64, c *harness.Containerd) (float64, error) {
+	d, err := harness.NewDaemon()
+	if err != nil {
+		return 0, err
+	}
+	defer d.Cleanup()
+	d.SetLogLevel("info")
+	name := "berth"
+	if c != nil {
+		name = "containerd"
+		d.SetRuntimeEndpoint("unix://" + c.Socket)
+	}
+	if err := d.Start(ctx); err != nil {
+		return 0, err
+	}
+	img, err := harness.BusyboxImage(v1.Config{Cmd: []string{"sh"}})
+	if err != nil {
+		return 0, err
+	}
+	archive := filepath.Join(d.Dir, "busybox.tar")
+	if err := harness.WriteDockerArchive(archive, image, img); err != nil {
+		return 0, err
+	}
+	if c != nil {
+		err = c.Import(ctx, archive)
+	} else {
+		err = d.Import(ctx, archive)
+	}
+	if err != nil {
+		return 0, err
+	}
+	a := &agentRun{d: d}
+	if err := os.MkdirAll(d.Manifests, 0o755); err != nil {
+		return 0, err
+	}
+	for i := range pods {
+		name := fmt.Sprintf("probed-%d", i)
+		if err := a.write(name+".yaml", probedManifest(name)); err != nil {
+			return 0, err
+		}
+	}
+	if err := a.wait(ctx, func() (bool, error) { return allReady(d, pods) }, nil); err != nil {
+		return 0, fmt.Errorf("pods not ready: %w", err)
+	}
+	before, err := probeRuns(d)
+	if err != nil {
+		return 0, err
+	}
+	rate, err := machineCPURate(window)
+	if err != nil {
+		return 0, err
+	}
+	after, err := probeRuns(d)
+	if err != nil {
+		return 0, err
+	}
+	runs := after - before
+	cpuPerMin := (rate - idleRate) * 60
+	perProbe := (rate - idleRate) * window.Seconds() * 1000 / float64(max(runs, 1))
+	fmt.Printf("%-34s %6.2f CPU-s/min, %5.1f ms CPU per probe run (%d runs, %d restarts)\n",
+		name, cpuPerMin, perProbe, runs, restarts(d))
+	if _, err := a.removeAll(ctx); err != nil {
+		return 0, err
+	}
+	return perProbe, nil
+}
+
+func probedManifest(name string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: web
+    image: %s
+    imagePullPolicy: Never
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    livenessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
+    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+`, name, image)
+}
+
+// allReady: n pods listed by the agent, each Ready.
+func allReady(d *harness.Daemon, n int) (bool, error) {
+	list, err := agentPods(d)
+	if err != nil {
+		return false, err
+	}
+	ready := 0
+	for _, p := range list.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	return ready == n, nil
+}
+
+func restarts(d *harness.Daemon) int32 {
+	list, _ := agentPods(d)
+	var n int32
+	for _, p := range list.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			n += c.RestartCount
+		}
+	}
+	return n
+}
+
+// probeRuns is the number of probe runs so far, from the agent's
+// prober_probe_total on /metrics/probes.
+func probeRuns(d *harness.Daemon) (int, error) {
+	body, err := apiGet(d, "/metrics/probes")
+	if err != nil {
+		return 0, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("/metrics/probes: %w", err)
+	}
+	total := 0.0
+	if f := families["prober_probe_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return int(total), nil
+}
+
+func agentPods(d *harness.Daemon) (corev1.PodList, error) {
+	var list corev1.PodList
+	body, err := apiGet(d, "/pods")
+	if err == nil {
+		err = json.Unmarshal(body, &list)
+	}
+	return list, err
+}
+
+func apiGet(d *harness.Daemon, path string) ([]byte, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.APISocket)
+	}}}
+	resp, err := client.Get("http://berth" + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// machineCPURate is the machine's busy CPU-seconds per second over d.
+func machineCPURate(d time.Duration) (float64, error) {
+	b0, t0, err := busyTicks()
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	b1, t1, err := busyTicks()
+	if err != nil {
+		return 0, err
+	}
+	return float64(b1-b0) / ticksPerSecond / t1.Sub(t0).Seconds(), nil
+}
+
+const ticksPerSecond = 100 // USER_HZ on Linux
+
+// busyTicks sums the non-idle jiffies of all CPUs.
+func busyTicks() (uint64, time.Time, error) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan()
+	fields := strings.Fields(sc.Text()) // cpu user nice system idle iowait irq softirq steal ...
+	var busy uint64
+	for i, v := range fields[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, time.Now(), nil
+}
