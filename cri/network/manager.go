@@ -3,9 +3,12 @@ package network
 import (
 	"fmt"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berth-project/berth/cri/errdefs"
 )
@@ -95,8 +98,13 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("loopback network config: %w", err)
 	}
 	return &Manager{
-		cfg:      cfg,
-		cni:      libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, nil),
+		cfg: cfg,
+		// An explicit exec: given nil, libcni sets one lazily on first use,
+		// unsynchronised, and parallel sandboxes race on it.
+		cni: libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, &invoke.DefaultExec{
+			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
+			PluginDecoder: version.PluginDecoder{},
+		}),
 		loopback: loopback,
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestContainerSecurityMergesPodAndContainer(t *testing.T) {
@@ -27,5 +28,20 @@ func TestContainerSecurityMergesPodAndContainer(t *testing.T) {
 	onlyGroup := &v1.Pod{Spec: v1.PodSpec{SecurityContext: &v1.PodSecurityContext{RunAsGroup: &group}}}
 	if sc := containerSecurity(onlyGroup, &v1.Container{}); sc.GetRunAsUser() != nil || sc.GetRunAsGroup().GetValue() != group {
 		t.Errorf("runAsGroup alone: user %v group %v", sc.GetRunAsUser(), sc.GetRunAsGroup())
+	}
+}
+
+func TestStopSignal(t *testing.T) {
+	quit := v1.SIGQUIT
+	for _, tt := range []struct {
+		c    v1.Container
+		want runtimeapi.Signal
+	}{
+		{v1.Container{}, runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT},
+		{v1.Container{Lifecycle: &v1.Lifecycle{StopSignal: &quit}}, runtimeapi.Signal_SIGNAL_SIGQUIT},
+	} {
+		if got := stopSignal(&tt.c); got != tt.want {
+			t.Errorf("%+v: %s, want %s", tt.c.Lifecycle, got, tt.want)
+		}
 	}
 }

@@ -29,6 +29,9 @@ type worker struct {
 
 	mu  sync.Mutex
 	pod *v1.Pod // desired; nil: remove it
+	// uid is the UID of the version last published, for events recorded
+	// from other goroutines (the prober's).
+	uid types.UID
 	// cancel ends the pass in progress when it is a sync that a new
 	// desired pod (or its removal) makes moot, such as a slow pull.
 	cancel context.CancelFunc
@@ -255,14 +258,15 @@ func (w *worker) publish(in planInput, a podActions, failed map[string]v1.Contai
 	p.Status = st
 	w.m.status.Set(p)
 	w.known, w.published = in.pod, st
+	w.mu.Lock()
+	w.uid = in.pod.UID
+	w.mu.Unlock()
 }
 
 func (w *worker) eventPod() events.Pod {
-	p := events.Pod{Namespace: w.namespace, Name: w.name}
-	if w.known != nil {
-		p.UID = w.known.UID
-	}
-	return p
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return events.Pod{Namespace: w.namespace, Name: w.name, UID: w.uid}
 }
 
 // health asks the prober about the desired pod's running containers.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
@@ -21,6 +22,9 @@ type File struct {
 	Path string    // as given (absolute when from ReadDir)
 	Pods []*v1.Pod // defaulted, validated, named as static pods; nil when Err != nil
 	Err  error     // why the file was refused; the whole file is skipped then
+	// ModTime is when the file was last written (zero if it could not be
+	// read): of two files defining one pod, the older one keeps it.
+	ModTime time.Time
 }
 
 // ReadDir reads every manifest file in dir, sorted by file name.
@@ -53,41 +57,41 @@ func ReadDir(dir, nodeName string) ([]File, error) {
 // file's own directory, only regular files are opened (a fifo would
 // block the reader), and files over MaxFileSize are refused.
 func ReadFile(path, nodeName string) File {
-	data, err := readManifest(path)
+	data, mtime, err := readManifest(path)
 	if err != nil {
-		return File{Path: path, Err: err}
+		return File{Path: path, Err: err, ModTime: mtime}
 	}
 	pods, err := Parse(path, data, nodeName)
 	if err != nil {
-		return File{Path: path, Err: err}
+		return File{Path: path, Err: err, ModTime: mtime}
 	}
-	return File{Path: path, Pods: pods}
+	return File{Path: path, Pods: pods, ModTime: mtime}
 }
 
-func readManifest(path string) ([]byte, error) {
+func readManifest(path string) ([]byte, time.Time, error) {
 	target, err := resolve(path)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	info, err := os.Lstat(target)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if err := checkInfo(path, info); err != nil {
-		return nil, err
+		return nil, info.ModTime(), err
 	}
 	// O_NOFOLLOW and O_NONBLOCK keep the checks above true if the file is
 	// swapped for a symlink or a fifo meanwhile; the file is checked again
 	// once open.
 	f, err := os.OpenFile(target, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, info.ModTime(), err
 	}
 	data, err := readOpen(path, f)
 	if closeErr := f.Close(); err == nil && closeErr != nil {
 		err = fmt.Errorf("%s: %w", path, closeErr)
 	}
-	return data, err
+	return data, info.ModTime(), err
 }
 
 func readOpen(path string, f *os.File) ([]byte, error) {

@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"sort"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -15,7 +16,8 @@ import (
 //     pods running, with its error reported;
 //   - of two files defining the same pod, the one that defined it first
 //     keeps it and the other is refused; between files new at the same
-//     reading, the first in name order wins.
+//     reading (all of them, after a restart of the agent) the older file
+//     wins, then the first in name order.
 type memory struct {
 	lastGood map[string][]*v1.Pod // by file
 	owner    map[string]string    // pod namespace/name → file
@@ -65,10 +67,15 @@ func (m *memory) apply(files []manifest.File) []manifest.File {
 			claim(&out[i])
 		}
 	}
+	var fresh []*manifest.File
 	for i := range out {
 		if !owned(&out[i]) {
-			claim(&out[i])
+			fresh = append(fresh, &out[i])
 		}
+	}
+	sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].ModTime.Before(fresh[j].ModTime) })
+	for _, f := range fresh {
+		claim(f)
 	}
 	lastGood := map[string][]*v1.Pod{}
 	for i, f := range out {

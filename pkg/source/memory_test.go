@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/berth-project/berth/pkg/manifest"
 )
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func podNamed(name, uid string) *v1.Pod {
 	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("u-" + uidOr(uid, name))}}
@@ -81,10 +84,18 @@ func TestMemoryTheRunningDefinitionWins(t *testing.T) {
 	if got["a.yaml"] != "web@u-2" {
 		t.Errorf("%v", got)
 	}
-	// Two new files at once: name order decides.
+	// Two new files at once (as after a restart): the older file wins,
+	// then name order.
+	m = newMemory()
+	older, newer := file("b.yaml", podNamed("db", "x")), file("a.yaml", podNamed("db", ""))
+	older.ModTime, newer.ModTime = t0, t0.Add(time.Second)
+	got = summary(m.apply([]manifest.File{newer, older}))
+	if got["b.yaml"] != "db@u-x" || !strings.Contains(got["a.yaml"], "already defined in b.yaml") {
+		t.Errorf("older file: %v", got)
+	}
 	m = newMemory()
 	got = summary(m.apply([]manifest.File{file("a.yaml", podNamed("db", "")), file("b.yaml", podNamed("db", "x"))}))
 	if got["a.yaml"] != "db@u-db" || !strings.Contains(got["b.yaml"], "already defined in a.yaml") {
-		t.Errorf("%v", got)
+		t.Errorf("same age: %v", got)
 	}
 }
