@@ -97,6 +97,7 @@ func (w *worker) run(ctx context.Context) {
 		pod, gateWait := w.applyGate(w.desired())
 		pctx, cancel := context.WithCancel(ctx)
 		r, err := w.pass(pctx, pod, cancel)
+		cancelled := pctx.Err() != nil
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -105,17 +106,22 @@ func (w *worker) run(ctx context.Context) {
 		if gateWait > 0 && (next <= 0 || gateWait < next) {
 			next = gateWait
 		}
-		if err != nil {
+		switch {
+		case err != nil && cancelled:
+			// A new desired pod made this pass moot: the next one is due now.
+			w.m.cfg.Log.Debug("sync pod cancelled", "pod", w.key, "err", err)
+			continue
+		case err != nil:
 			w.m.cfg.Log.Warn("sync pod", "pod", w.key, "err", err)
 			if next <= 0 || next > 5*time.Second {
 				next = 5 * time.Second
 			}
-		} else if r.gone && w.m.workerDone(w) {
+		case r.gone && w.m.workerDone(w):
 			if err := w.m.saveGate(w.namespace, w.name, gateRecord{}); err != nil {
 				w.m.cfg.Log.Warn("forget the pod's versions", "pod", w.key, "err", err)
 			}
 			return
-		} else if r.changed {
+		case r.changed:
 			continue // look at what the actions did
 		}
 		if resync := w.m.resyncPeriod(); next <= 0 || next > resync {
