@@ -55,7 +55,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		Images:         runtimeapi.NewImageServiceClient(conn),
 		Log:            log,
 	})
-	apiSrv := api.New(mgr, mgr)
+	apiSrv := api.New(mgr.Status(), mgr)
 	probes := prometheus.NewRegistry()
 	probes.MustRegister(mgr.ProbeCollector())
 	apiSrv.Mount("GET /metrics/probes", promhttp.HandlerFor(probes, promhttp.HandlerOpts{}))

@@ -115,7 +115,8 @@ func New(cfg Config) *Manager {
 	return m
 }
 
-// Status is the cache the agent publishes pod statuses to.
+// Status is the cache the agent publishes pod statuses to: what readers
+// (the local API, reporters) list and wait on.
 func (m *Manager) Status() *podstatus.Cache { return m.status }
 
 // SetPods makes pods the desired set: new pods get a worker, pods no longer
@@ -194,10 +195,6 @@ func (m *Manager) workerDone(w *worker) bool {
 	m.prober.Sync(w.key, nil)
 	return true
 }
-
-// Pods is every pod the agent has, with its status, sorted by namespace
-// and name.
-func (m *Manager) Pods() []v1.Pod { return m.status.Pods() }
 
 // ProbeCollector exposes the probe counters (kubelet's
 // prober_probe_total) to a Prometheus registry.
