@@ -27,12 +27,15 @@ type ExecIO struct {
 }
 
 // Exec runs process inside container id with its streams connected to
-// stdio, and returns its exit code. When ctx ends first, the process in
-// the container is killed (not only runc) and a DeadlineExceeded error is
-// returned. scratch is a private directory for the process spec, the pid
-// file and runc's own log. The process must not ask for a terminal: runc
-// hands a terminal only to a caller that detaches (see ConsoleSocket).
-func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scratch string, stdio ExecIO) (int, error) {
+// stdio, and returns its exit code. When ctx ends first, or the process
+// has run for longer than timeout (if > 0; counted from when it started,
+// not from when runc did, as containerd counts it, so a busy machine does
+// not fail quick commands), the process in the container is killed (not
+// only runc) and a DeadlineExceeded error is returned. scratch is a
+// private directory for the process spec, the pid file and runc's own
+// log. The process must not ask for a terminal: runc hands a terminal only
+// to a caller that detaches (see ConsoleSocket).
+func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scratch string, stdio ExecIO, timeout time.Duration) (int, error) {
 	data, err := json.Marshal(process)
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", id, err)
@@ -69,12 +72,21 @@ func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scra
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var expired <-chan struct{}
+	if timeout > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		expired = afterStart(pidFile, stop, timeout)
+	}
 	var waitErr error
 	select {
 	case waitErr = <-done:
 	case <-ctx.Done():
 		killExecProcess(pidFile, done, cmd.Process)
 		return 0, errdefs.DeadlineExceeded("exec in container %s: command timed out: %v", id, ctx.Err())
+	case <-expired:
+		killExecProcess(pidFile, done, cmd.Process)
+		return 0, errdefs.DeadlineExceeded("exec in container %s: command timed out after %s", id, timeout)
 	}
 	if waitErr == nil {
 		return 0, nil
@@ -88,6 +100,36 @@ func (r *Runc) Exec(ctx context.Context, id string, process *specs.Process, scra
 	}
 	log, _ := os.ReadFile(logFile)
 	return 0, Classify("exec", log, waitErr)
+}
+
+// afterStart fires timeout after the exec'd process started, which is when
+// runc has written its pid file, unless stop closes first.
+func afterStart(pidFile string, stop <-chan struct{}, timeout time.Duration) <-chan struct{} {
+	fire := make(chan struct{})
+	go func() {
+		// runc writes the pid file within milliseconds, or seconds on a
+		// loaded machine: look often at first, then less.
+		poll := time.Millisecond
+		for {
+			if _, err := os.Stat(pidFile); err == nil {
+				break
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(poll):
+			}
+			poll = min(poll*2, 20*time.Millisecond)
+		}
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-stop:
+		case <-t.C:
+			close(fire)
+		}
+	}()
+	return fire
 }
 
 // killExecProcess kills the exec'd process by the pid runc recorded, then

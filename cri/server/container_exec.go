@@ -43,14 +43,10 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 		return nil, err
 	}
 	defer os.RemoveAll(scratch)
-	if t := req.GetTimeout(); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
-		defer cancel()
-	}
 	stdout := &cappedBuffer{max: maxExecOutput}
 	stderr := &cappedBuffer{max: maxExecOutput}
-	code, err := s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, runc.ExecIO{Stdout: stdout, Stderr: stderr})
+	code, err := s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, runc.ExecIO{Stdout: stdout, Stderr: stderr},
+		time.Duration(req.GetTimeout())*time.Second)
 	if err != nil {
 		return nil, err
 	}

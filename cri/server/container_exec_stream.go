@@ -140,7 +140,7 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 			return fmt.Errorf("exec in container %s: %w", c.Meta.ID, err)
 		}
 	} else {
-		code, err = s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, runc.ExecIO{Stdin: in, Stdout: out, Stderr: errOut})
+		code, err = s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, runc.ExecIO{Stdin: in, Stdout: out, Stderr: errOut}, 0)
 		if err != nil {
 			return err
 		}
