@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
@@ -44,6 +45,26 @@ func validateMetadata(meta *metav1.ObjectMeta, nodeName string, fld *field.Path)
 	}
 	for _, k := range slices.Sorted(maps.Keys(meta.Annotations)) {
 		errs = append(errs, check(fld.Child("annotations"), k, content.IsLabelKey(k))...)
+	}
+	return append(errs, validateBerthAnnotations(meta.Annotations, fld.Child("annotations"))...)
+}
+
+// validateBerthAnnotations checks the annotations of berth's own that the
+// agent reads (health-gated updates, pkg/agent/gate.go): a typo must not
+// silently mean the default.
+func validateBerthAnnotations(ann map[string]string, fld *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if v, ok := ann["berth.io/health-gated"]; ok && v != "true" && v != "false" {
+		errs = append(errs, field.NotSupported(fld.Key("berth.io/health-gated"), v, []string{"true", "false"}))
+	}
+	for _, k := range []string{"berth.io/ready-deadline", "berth.io/min-ready"} {
+		v, ok := ann[k]
+		if !ok {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			errs = append(errs, field.Invalid(fld.Key(k), v, "must be a positive duration such as 5m or 30s"))
+		}
 	}
 	return errs
 }

@@ -25,6 +25,12 @@ func TestValidateErrors(t *testing.T) {
 			"metadata.labels[app]", `Invalid value: "-web"`},
 		{"label key", strings.Replace(containerYAML(""), "  name: web\n", "  name: web\n  labels: {a/b/c: web}\n", 1),
 			"metadata.labels", `Invalid value: "a/b/c"`},
+		{"health-gated not a boolean", strings.Replace(containerYAML(""), "  name: web\n", "  name: web\n  annotations: {berth.io/health-gated: \"yes\"}\n", 1),
+			"metadata.annotations[berth.io/health-gated]", `Unsupported value: "yes"`},
+		{"ready deadline not a duration", strings.Replace(containerYAML(""), "  name: web\n", "  name: web\n  annotations: {berth.io/ready-deadline: 5 minutes}\n", 1),
+			"metadata.annotations[berth.io/ready-deadline]", `Invalid value: "5 minutes": must be a positive duration`},
+		{"min ready negative", strings.Replace(containerYAML(""), "  name: web\n", "  name: web\n  annotations: {berth.io/min-ready: -1s}\n", 1),
+			"metadata.annotations[berth.io/min-ready]", `Invalid value: "-1s"`},
 
 		// pod spec
 		{"no container", podYAML("  containers: []\n"), "spec.containers", "Required value"},

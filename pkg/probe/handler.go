@@ -78,7 +78,7 @@ func Exec(ctx context.Context, rt execer, containerID string, cmd []string, time
 // passes. Redirects are followed to the same host only; a redirect
 // elsewhere passes, with a warning in the output.
 func HTTPGet(ctx context.Context, h *v1.HTTPGetAction, podIP string, ports []v1.ContainerPort, timeout time.Duration) (Outcome, error) {
-	u, err := HTTPURL(h, podIP, ports)
+	u, err := httpURL(h, podIP, ports)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -133,9 +133,9 @@ func HTTPGet(ctx context.Context, h *v1.HTTPGetAction, podIP string, ports []v1.
 	return Outcome{Output: fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode)}, nil
 }
 
-// HTTPURL is the address an httpGet handler asks for: its host or the
+// httpURL is the address an httpGet handler asks for: its host or the
 // pod's IP, its port by number or by the name of a container port.
-func HTTPURL(h *v1.HTTPGetAction, podIP string, ports []v1.ContainerPort) (*url.URL, error) {
+func httpURL(h *v1.HTTPGetAction, podIP string, ports []v1.ContainerPort) (*url.URL, error) {
 	port, err := resolvePort(h.Port, ports)
 	if err != nil {
 		return nil, err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -183,19 +181,15 @@ func (a *agentRun) removeAll(ctx context.Context) (time.Duration, error) {
 
 // detection times from writing a manifest to the agent's API listing it.
 func (a *agentRun) detection(ctx context.Context, samples int) ([]time.Duration, error) {
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", a.d.APISocket)
-	}}}
 	listed := func(file string) (bool, error) {
-		resp, err := client.Get("http://berth/manifests")
+		body, err := apiGet(a.d, "/manifests")
 		if err != nil {
 			return false, err
 		}
-		defer resp.Body.Close()
 		var ms []struct {
 			File string `json:"file"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&ms); err != nil {
+		if err := json.Unmarshal(body, &ms); err != nil {
 			return false, err
 		}
 		for _, m := range ms {

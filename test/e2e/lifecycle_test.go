@@ -81,11 +81,7 @@ func (e *env) containerIn(pod, container string) string {
 // sh runs a shell command in a static pod's container.
 func (e *env) sh(pod, container, script string) string {
 	e.t.Helper()
-	resp, err := e.rt.ExecSync(ctx(e.t), &runtimeapi.ExecSyncRequest{ContainerId: e.containerIn(pod, container), Cmd: []string{"sh", "-c", script}, Timeout: 10})
-	if err != nil || resp.GetExitCode() != 0 {
-		e.t.Fatalf("exec %q: %v exit %d %s", script, err, resp.GetExitCode(), resp.GetStderr())
-	}
-	return string(resp.GetStdout())
+	return e.mustExec(e.containerIn(pod, container), "sh", "-c", script)
 }
 
 func (e *env) events() []corev1.Event {
