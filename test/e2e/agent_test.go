@@ -612,8 +612,13 @@ func TestStaticPodValidationErrors(t *testing.T) {
 		"dup-a.yaml":    {sleeperManifest("dup", ""), ""},
 		"dup-b.yaml":    {sleeperManifest("dup", "    env: [{name: A, value: b}]\n"), "already defined"},
 	}
+	// The first definition of a pod keeps it: dup-a.yaml is written
+	// before dup-b.yaml.
+	e.writeManifest("dup-a.yaml", bad["dup-a.yaml"].content)
 	for name, f := range bad {
-		e.writeManifest(name, f.content)
+		if name != "dup-a.yaml" {
+			e.writeManifest(name, f.content)
+		}
 	}
 	var ms []struct {
 		File  string `json:"file"`
