@@ -1,6 +1,6 @@
 # berth build. `make` builds everything into bin/ (the daemon, the shim, the
-# pause process, the CLI, runc and the reference CNI plugins, all pinned in
-# go.mod). `make test` installs what the tests need and runs them all.
+# pause process, the exec helper, the CLI, runc and the reference CNI
+# plugins, all pinned in go.mod). `make test` installs what the tests need and runs them all.
 
 GO        ?= go
 BIN       := $(CURDIR)/bin
@@ -34,6 +34,7 @@ deps:
 build: deps
 	CGO_ENABLED=0 $(GO) build -tags nri_no_wasm -o $(BIN)/ ./cmd/berthd ./cmd/berthctl
 	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o $(BIN)/ ./cmd/berth-shim ./cmd/berth-pause
+	$(CC) -O2 -Wall -Wextra -Werror -static -o $(BIN)/berth-exec cmd/berth-exec/main.c -lseccomp
 	CGO_ENABLED=1 $(GO) build -tags seccomp -o $(BIN)/runc github.com/opencontainers/runc
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/cni/ $(CNI_PLUGINS)
 
@@ -65,7 +66,7 @@ lint:
 install: build
 	install -d $(PREFIX)/bin $(LIBEXEC) $(CNI_BIN) $(CNI_CONF)
 	install -m 0755 $(BIN)/berthd $(BIN)/berthctl $(PREFIX)/bin/
-	install -m 0755 $(BIN)/berth-shim $(BIN)/berth-pause $(BIN)/runc $(LIBEXEC)/
+	install -m 0755 $(BIN)/berth-shim $(BIN)/berth-pause $(BIN)/berth-exec $(BIN)/runc $(LIBEXEC)/
 	install -m 0755 $(BIN)/cni/* $(CNI_BIN)/
 	[ -n "$$(ls $(CNI_CONF)/*.conflist 2>/dev/null)" ] || install -m 0644 cni-plugins/10-berth.conflist $(CNI_CONF)/
 	install -m 0644 systemd/berth.service /etc/systemd/system/berth.service

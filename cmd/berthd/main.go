@@ -23,6 +23,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/cgroup"
+	"github.com/berth-project/berth/cri/enter"
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/network"
 	"github.com/berth-project/berth/cri/nri"
@@ -55,6 +56,7 @@ func run() error {
 	fs.StringVar(&cfg.RuncBinary, "runc", cfg.RuncBinary, "runc binary")
 	fs.StringVar(&cfg.ShimBinary, "shim", cfg.ShimBinary, "berth-shim binary")
 	fs.StringVar(&cfg.PauseBinary, "pause", cfg.PauseBinary, "berth-pause binary")
+	fs.StringVar(&cfg.ExecBinary, "exec-helper", cfg.ExecBinary, "berth-exec binary, which runs execs and exec probes without runc (\"\": always runc)")
 	cniBin := fs.String("cni-bin-dir", strings.Join(cfg.CNIBinDirs, ","), "comma-separated CNI plugin directories")
 	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", cfg.CNIConfDir, "CNI network configuration directory")
 	fs.StringVar(&cfg.CgroupDriver, "cgroup-driver", cfg.CgroupDriver, "cgroupfs or systemd")
@@ -121,6 +123,8 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.ShimBinary = from.ShimBinary
 	case "pause":
 		cfg.PauseBinary = from.PauseBinary
+	case "exec-helper":
+		cfg.ExecBinary = from.ExecBinary
 	case "cni-conf-dir":
 		cfg.CNIConfDir = from.CNIConfDir
 	case "cgroup-driver":
@@ -207,6 +211,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		State:          cfg.State,
 		ShimBinary:     cfg.ShimBinary,
 		PauseBinary:    cfg.PauseBinary,
+		Exec:           execHelper(cfg.ExecBinary),
 		Runc:           &runc.Runc{Binary: cfg.RuncBinary, Root: filepath.Join(cfg.State, "runc"), SystemdCgroup: cfg.CgroupDriver == "systemd"},
 		CgroupDriver:   cgroup.Driver(cfg.CgroupDriver),
 		MinOOMScoreAdj: minOOM,
@@ -327,4 +332,12 @@ func listenUnix(socket string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", socket, err)
 	}
 	return l, nil
+}
+
+// execHelper is berth-exec, or nil when every exec goes through runc.
+func execHelper(binary string) *enter.Helper {
+	if binary == "" {
+		return nil
+	}
+	return &enter.Helper{Binary: binary}
 }

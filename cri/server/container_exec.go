@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-project/berth/cri/enter"
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/runc"
 	"github.com/berth-project/berth/cri/store"
@@ -34,18 +36,13 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 	if st := s.containerStatus(ctx, c); st.State != store.ContainerRunning {
 		return nil, errdefs.FailedPrecondition("container %s is %s, not running", c.Meta.ID, st.State)
 	}
-	proc, err := execProcess(c, req.GetCmd())
+	spec, proc, err := execProcess(c, req.GetCmd())
 	if err != nil {
 		return nil, err
 	}
-	scratch, err := s.execScratch()
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(scratch)
 	stdout := &cappedBuffer{max: maxExecOutput}
 	stderr := &cappedBuffer{max: maxExecOutput}
-	code, err := s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, runc.ExecIO{Stdout: stdout, Stderr: stderr},
+	code, err := s.exec(ctx, c, spec, proc, runc.ExecIO{Stdout: stdout, Stderr: stderr},
 		time.Duration(req.GetTimeout())*time.Second)
 	if err != nil {
 		return nil, err
@@ -53,23 +50,46 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
 }
 
-// execProcess is the process spec for running cmd in container c: the
-// container's own user, environment, capabilities and security settings,
-// without a terminal.
-func execProcess(c *store.Container, cmd []string) (*specs.Process, error) {
+// exec runs proc, without a terminal, in running container c of spec:
+// through berth-exec when it can honour every setting of proc as runc
+// would, else through runc. A timeout (> 0) counts from the start.
+func (s *Service) exec(ctx context.Context, c *store.Container, spec *specs.Spec, proc *specs.Process, stdio runc.ExecIO, timeout time.Duration) (int, error) {
+	if h := s.cfg.Exec; h != nil && enter.Unsupported(spec, proc) == nil {
+		target := enter.Container{ID: c.Meta.ID, Pid: c.Status().Pid, CgroupDir: s.cfg.CgroupDriver.Dir(c.Meta.CgroupsPath), Spec: spec}
+		code, err := h.Run(ctx, target, proc, enter.IO(stdio), timeout)
+		if !errors.Is(err, enter.ErrSetup) {
+			s.log.Debug("exec", "container", c.Meta.ID, "with", "berth-exec")
+			return code, err
+		}
+		// The command did not run: runc can still run it.
+		s.log.Warn("exec without runc failed; running it with runc", "container", c.Meta.ID, "error", err)
+	}
+	scratch, err := s.execScratch()
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(scratch)
+	s.log.Debug("exec", "container", c.Meta.ID, "with", "runc")
+	return s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, stdio, timeout)
+}
+
+// execProcess is the spec of container c and the process for running cmd
+// in it: the container's own user, environment, capabilities and security
+// settings, without a terminal.
+func execProcess(c *store.Container, cmd []string) (*specs.Spec, *specs.Process, error) {
 	var spec specs.Spec
 	data, err := os.ReadFile(filepath.Join(c.Dir, "config.json"))
 	if err == nil {
 		err = json.Unmarshal(data, &spec)
 	}
 	if err != nil || spec.Process == nil {
-		return nil, fmt.Errorf("exec in container %s: read its spec: %v", c.Meta.ID, err)
+		return nil, nil, fmt.Errorf("exec in container %s: read its spec: %v", c.Meta.ID, err)
 	}
 	proc := *spec.Process
 	proc.Args = cmd
 	proc.Terminal = false
 	proc.ConsoleSize = nil
-	return &proc, nil
+	return &spec, &proc, nil
 }
 
 // execScratch makes a private directory for one exec's process spec, pid

@@ -100,8 +100,8 @@ type streamRuntime struct{ s *Service }
 var _ streaming.Runtime = streamRuntime{}
 
 // Exec runs cmd in the container with the container's process settings.
-// Without a terminal, berthd runs `runc exec` itself with the client's
-// streams as its stdio. With one, the pod's shim runs it: runc gives a
+// Without a terminal, berthd runs it itself (see Service.exec) with the
+// client's streams as its stdio. With one, the pod's shim runs it: runc gives a
 // terminal only to a process it detaches, and only the shim, as the
 // subreaper, can collect that process's exit status. A non-zero exit code
 // is returned as the exit error the streaming server passes on.
@@ -111,17 +111,17 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 	if err != nil {
 		return err
 	}
-	proc, err := execProcess(c, cmd)
+	spec, proc, err := execProcess(c, cmd)
 	if err != nil {
 		return err
 	}
-	scratch, err := s.execScratch()
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(scratch)
 	var code int
 	if tty {
+		scratch, err := s.execScratch()
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(scratch)
 		socket, err := s.shimSocketOf(c)
 		if err != nil {
 			return err
@@ -140,7 +140,7 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 			return fmt.Errorf("exec in container %s: %w", c.Meta.ID, err)
 		}
 	} else {
-		code, err = s.cfg.Runc.Exec(ctx, c.Meta.ID, proc, scratch, runc.ExecIO{Stdin: in, Stdout: out, Stderr: errOut}, 0)
+		code, err = s.exec(ctx, c, spec, proc, runc.ExecIO{Stdin: in, Stdout: out, Stderr: errOut}, 0)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/cgroup"
+	"github.com/berth-project/berth/cri/enter"
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/network"
@@ -56,11 +57,13 @@ type podNetwork interface {
 
 // Config is the runtime's configuration. Paths must be absolute.
 type Config struct {
-	Root         string        // persistent records (--root)
-	State        string        // runtime state: shim sockets, netns, runc root (--state)
-	ShimBinary   string        // berth-shim
-	PauseBinary  string        // berth-pause, copied into the sandbox rootfs
-	Runc         *runc.Runc    // runc binary and root
+	Root        string     // persistent records (--root)
+	State       string     // runtime state: shim sockets, netns, runc root (--state)
+	ShimBinary  string     // berth-shim
+	PauseBinary string     // berth-pause, copied into the sandbox rootfs
+	Runc        *runc.Runc // runc binary and root
+	// Exec runs execs without runc where it can; nil: always runc.
+	Exec         *enter.Helper
 	CgroupDriver cgroup.Driver // cgroupfs or systemd
 	// MinOOMScoreAdj is the lowest oom_score_adj berth may give a process.
 	MinOOMScoreAdj int

@@ -18,12 +18,16 @@ import (
 
 // Config is everything berthd can be told.
 type Config struct {
-	CRISocket    string   `json:"criSocket"`
-	Root         string   `json:"root"`
-	State        string   `json:"state"`
-	RuncBinary   string   `json:"runcBinary"`
-	ShimBinary   string   `json:"shimBinary"`
-	PauseBinary  string   `json:"pauseBinary"`
+	CRISocket   string `json:"criSocket"`
+	Root        string `json:"root"`
+	State       string `json:"state"`
+	RuncBinary  string `json:"runcBinary"`
+	ShimBinary  string `json:"shimBinary"`
+	PauseBinary string `json:"pauseBinary"`
+	// ExecBinary is berth-exec, which runs execs (probes, crictl exec
+	// without a terminal) without runc's start-up cost; "" sends every
+	// exec through runc.
+	ExecBinary   string   `json:"execBinary"`
 	CNIBinDirs   []string `json:"cniBinDirs"`
 	CNIConfDir   string   `json:"cniConfDir"`
 	CgroupDriver string   `json:"cgroupDriver"`
@@ -104,6 +108,7 @@ func Default() Config {
 		RuncBinary:   findBinary(exeDir, "runc"),
 		ShimBinary:   findBinary(exeDir, "berth-shim"),
 		PauseBinary:  findBinary(exeDir, "berth-pause"),
+		ExecBinary:   findBinary(exeDir, "berth-exec"),
 		CNIBinDirs:   cniBinDirs(exeDir),
 		CNIConfDir:   "/etc/cni/net.d",
 		CgroupDriver: "cgroupfs",
@@ -191,6 +196,9 @@ func (c Config) Validate() (warnings []string, err error) {
 		if !filepath.IsAbs(p) {
 			return nil, fmt.Errorf("config: %s %q not found (run `make`, or give its absolute path)", name, p)
 		}
+	}
+	if c.ExecBinary != "" && !filepath.IsAbs(c.ExecBinary) {
+		return nil, fmt.Errorf("config: execBinary %q not found (run `make`, give its absolute path, or \"\" for runc)", c.ExecBinary)
 	}
 	found := false
 	for _, d := range c.CNIBinDirs {

@@ -19,7 +19,7 @@ func TestLoadFileRejectsUnknownField(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	good := Default()
-	good.RuncBinary, good.ShimBinary, good.PauseBinary = "/bin/true", "/bin/true", "/bin/true"
+	good.RuncBinary, good.ShimBinary, good.PauseBinary, good.ExecBinary = "/bin/true", "/bin/true", "/bin/true", "/bin/true"
 	if _, err := good.Validate(); err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}

@@ -38,9 +38,12 @@ func probeBench(ctx context.Context, pods int, window time.Duration) error {
 	if err != nil {
 		return err
 	}
-	berth, err := probeLoad(ctx, pods, window, idle, nil)
+	berth, berthExec, err := probeLoad(ctx, probeTarget{name: "berth"}, pods, window, idle)
 	if err != nil {
 		return fmt.Errorf("berth: %w", err)
+	}
+	if _, _, err := probeLoad(ctx, probeTarget{name: "berth, execs through runc", runc: true}, pods, 0, idle); err != nil {
+		return fmt.Errorf("berth with runc: %w", err)
 	}
 	c, err := harness.StartContainerd(ctx)
 	if err != nil {
@@ -48,12 +51,21 @@ func probeBench(ctx context.Context, pods int, window time.Duration) error {
 		return nil
 	}
 	defer c.Cleanup()
-	ctrd, err := probeLoad(ctx, pods, window, idle, c)
+	ctrd, ctrdExec, err := probeLoad(ctx, probeTarget{name: "containerd", c: c}, pods, window, idle)
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
-	fmt.Printf("%-34s %.2fx (target: containerd/berth >= 10x, exec probe <= 2 ms)\n", "ratio containerd/berth per probe", ctrd/berth)
+	fmt.Printf("%-34s %.2fx per probe run, %.1fx per ExecSync (targets: >= 10x, ExecSync <= 2 ms)\n",
+		"ratio containerd/berth", ctrd/berth, ctrdExec/berthExec)
 	return nil
+}
+
+// probeTarget is the runtime a probe load runs against: berth's own
+// (with berth-exec, or with every exec through runc) or containerd.
+type probeTarget struct {
+	name string
+	c    *harness.Containerd
+	runc bool
 }
 
 // livenessRestart times, on berth's runtime, from the moment a liveness
@@ -127,30 +139,34 @@ spec:
 	return nil
 }
 
-// probeLoad runs the load against berth's runtime (c nil) or containerd,
-// prints its figures and returns the CPU-milliseconds per probe run.
-func probeLoad(ctx context.Context, pods int, window time.Duration, idleRate float64, c *harness.Containerd) (float64, error) {
+// probeLoad first times serial ExecSyncs of `true` in one pod's container
+// (machine CPU per exec), then, if window > 0, runs the probe load for
+// that long. It prints its figures and returns the CPU-milliseconds per
+// probe run and per ExecSync.
+func probeLoad(ctx context.Context, t probeTarget, pods int, window time.Duration, idleRate float64) (perProbe, perExec float64, err error) {
 	d, err := harness.NewDaemon()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer d.Cleanup()
 	d.SetLogLevel("info")
-	name := "berth"
+	name, c := t.name, t.c
 	if c != nil {
-		name = "containerd"
 		d.SetRuntimeEndpoint("unix://" + c.Socket)
 	}
+	if t.runc {
+		d.SetExecHelper("")
+	}
 	if err := d.Start(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	img, err := harness.BusyboxImage(v1.Config{Cmd: []string{"sh"}})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	archive := filepath.Join(d.Dir, "busybox.tar")
 	if err := harness.WriteDockerArchive(archive, image, img); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if c != nil {
 		err = c.Import(ctx, archive)
@@ -158,42 +174,90 @@ func probeLoad(ctx context.Context, pods int, window time.Duration, idleRate flo
 		err = d.Import(ctx, archive)
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	a := &agentRun{d: d}
 	if err := os.MkdirAll(d.Manifests, 0o755); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	for i := range pods {
+	if err := a.write("probed-0.yaml", probedManifest("probed-0")); err != nil {
+		return 0, 0, err
+	}
+	if err := a.wait(ctx, func() (bool, error) { return allReady(d, 1) }, nil); err != nil {
+		return 0, 0, fmt.Errorf("pod not ready: %w", err)
+	}
+	rt := d.Runtime
+	if c != nil {
+		rt = c.Runtime
+	}
+	if perExec, err = execCost(ctx, rt, idleRate, 200); err != nil {
+		return 0, 0, err
+	}
+	fmt.Printf("%-34s %5.1f ms CPU per ExecSync (serial `true`, one exec probe a second beside)\n", name, perExec)
+	if window == 0 {
+		return 0, perExec, nil
+	}
+	for i := 1; i < pods; i++ {
 		name := fmt.Sprintf("probed-%d", i)
 		if err := a.write(name+".yaml", probedManifest(name)); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if err := a.wait(ctx, func() (bool, error) { return allReady(d, pods) }, nil); err != nil {
-		return 0, fmt.Errorf("pods not ready: %w", err)
+		return 0, 0, fmt.Errorf("pods not ready: %w", err)
 	}
 	before, err := probeRuns(d)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	rate, err := machineCPURate(window)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	after, err := probeRuns(d)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	runs := after - before
 	cpuPerMin := (rate - idleRate) * 60
-	perProbe := (rate - idleRate) * window.Seconds() * 1000 / float64(max(runs, 1))
+	perProbe = (rate - idleRate) * window.Seconds() * 1000 / float64(max(runs, 1))
 	fmt.Printf("%-34s %6.2f CPU-s/min, %5.1f ms CPU per probe run (%d runs, %d restarts)\n",
 		name, cpuPerMin, perProbe, runs, restarts(d))
 	if _, err := a.removeAll(ctx); err != nil {
+		return 0, 0, err
+	}
+	return perProbe, perExec, nil
+}
+
+// execCost is the machine CPU-milliseconds beyond idle that one ExecSync
+// of `true` costs, over n serial ones in the agent's first container (the
+// bench's own gRPC client included).
+func execCost(ctx context.Context, rt runtimeapi.RuntimeServiceClient, idleRate float64, n int) (float64, error) {
+	resp, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
+	if err != nil || len(resp.GetContainers()) == 0 {
+		return 0, fmt.Errorf("no running container to exec in: %v", err)
+	}
+	id := resp.GetContainers()[0].GetId()
+	b0, t0, err := busyTicks()
+	if err != nil {
 		return 0, err
 	}
-	return perProbe, nil
+	for range n {
+		r, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 10})
+		if err != nil {
+			return 0, err
+		}
+		if r.GetExitCode() != 0 {
+			return 0, fmt.Errorf("exec true: exit %d: %s", r.GetExitCode(), r.GetStderr())
+		}
+	}
+	b1, t1, err := busyTicks()
+	if err != nil {
+		return 0, err
+	}
+	busy := float64(b1-b0)/ticksPerSecond - idleRate*t1.Sub(t0).Seconds()
+	return busy * 1000 / float64(n), nil
 }
 
 func probedManifest(name string) string {

@@ -44,3 +44,9 @@ func (d *Daemon) EnableNRI() {
 func (d *Daemon) SetLogLevel(level string) {
 	d.extraArgs = append(d.extraArgs, "--log-level", level)
 }
+
+// SetExecHelper sets berthd's berth-exec binary ("": every exec through
+// runc), for the next Start.
+func (d *Daemon) SetExecHelper(path string) {
+	d.extraArgs = append(d.extraArgs, "--exec-helper="+path)
+}

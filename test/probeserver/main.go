@@ -8,6 +8,8 @@
 //
 // The arguments name the servers to run (all by default), so that
 // containers of one pod, which share its ports, can each run one.
+// `probeserver self` instead prints what the process observes of itself
+// (self.go) and exits.
 package main
 
 import (
@@ -42,6 +44,10 @@ func (health) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.He
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "self" {
+		selfReport()
+		return
+	}
 	want := map[string]bool{"http": true, "grpc": true, "tcp": true}
 	if len(os.Args) > 1 {
 		want = map[string]bool{}
