@@ -1,14 +1,15 @@
 package enter
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // hierarchy is one mounted cgroup hierarchy: its controllers as
@@ -21,61 +22,31 @@ type hierarchy struct {
 	root        string
 }
 
-// cgroupMounts reads the cgroup hierarchies mounted in this process's
-// mount namespace from mountinfo.
-func cgroupMounts(mountinfo []byte) []hierarchy {
+// cgroupMounts reads the cgroup hierarchies mounted in a mount namespace
+// from its mountinfo.
+func cgroupMounts(r io.Reader) ([]hierarchy, error) {
+	infos, err := mountinfo.GetMountsFromReader(r, mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return nil, fmt.Errorf("read cgroup mounts: %w", err)
+	}
 	var out []hierarchy
-	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 3 {
-			continue
-		}
-		switch g[0] {
-		case "cgroup2":
-			out = append(out, hierarchy{"", unescape(f[4]), f[3]})
-		case "cgroup":
-			var ctrls []string
-			for _, o := range strings.Split(g[2], ",") {
-				if o == "rw" || o == "ro" || (strings.Contains(o, "=") && !strings.HasPrefix(o, "name=")) {
-					continue
+	for _, m := range infos {
+		var ctrls []string
+		if m.FSType == "cgroup" {
+			for _, o := range strings.Split(m.VFSOptions, ",") {
+				if strings.HasPrefix(o, "name=") || !v1Options[o] && !strings.Contains(o, "=") {
+					ctrls = append(ctrls, o)
 				}
-				if slices.Contains([]string{"clone_children", "noprefix", "xattr", "cpuset_v2_mode", "favordynmods", "nsdelegate", "memory_recursiveprot", "memory_localevents"}, o) {
-					continue
-				}
-				ctrls = append(ctrls, o)
 			}
 			slices.Sort(ctrls)
-			out = append(out, hierarchy{strings.Join(ctrls, ","), unescape(f[4]), f[3]})
 		}
+		out = append(out, hierarchy{strings.Join(ctrls, ","), m.Mountpoint, m.Root})
 	}
-	return out
+	return out, nil
 }
 
-// unescape undoes mountinfo's octal escapes of space, tab, newline and
-// backslash.
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+// v1Options are a cgroup v1 mount's options that name no controller.
+var v1Options = map[string]bool{"rw": true, "ro": true, "clone_children": true, "noprefix": true, "xattr": true, "cpuset_v2_mode": true}
 
 // procsFiles are the cgroup.procs files to write to for joining the
 // cgroups that a process's /proc/<pid>/cgroup lists, as seen through
@@ -118,9 +89,10 @@ func procsFiles(procCgroup []byte, mounts []hierarchy, want string) ([]string, e
 
 // readMounts reads this process's cgroup mounts.
 func readMounts() ([]hierarchy, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	return cgroupMounts(data), nil
+	defer f.Close()
+	return cgroupMounts(f)
 }

@@ -116,7 +116,10 @@ const hybridMountinfo = `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs r
 `
 
 func TestProcsFilesJoinEveryHierarchyOfTheContainer(t *testing.T) {
-	mounts := cgroupMounts([]byte(hybridMountinfo))
+	mounts, err := cgroupMounts(strings.NewReader(hybridMountinfo))
+	if err != nil {
+		t.Fatal(err)
+	}
 	proc := "12:pids:/sub/kubepods/c1\n9:name=systemd:/kubepods/c1\n4:memory:/kubepods/c1\n2:cpuacct,cpu:/kubepods/c1\n1:blkio:/kubepods/c1\n0::/kubepods/c1\n"
 	got, err := procsFiles([]byte(proc), mounts, "kubepods/c1")
 	if err != nil {
@@ -137,7 +140,10 @@ func TestProcsFilesJoinEveryHierarchyOfTheContainer(t *testing.T) {
 		t.Error("a process outside the container's cgroup was accepted")
 	}
 	// On a unified host the unified hierarchy names the container.
-	unified := cgroupMounts([]byte("25 20 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"))
+	unified, err := cgroupMounts(strings.NewReader("25 20 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err = procsFiles([]byte("0::/kubepods.slice/cri-berth-c1.scope\n"), unified, "/kubepods.slice/cri-berth-c1.scope")
 	if err != nil || !slices.Equal(got, []string{"/sys/fs/cgroup/kubepods.slice/cri-berth-c1.scope/cgroup.procs"}) {
 		t.Errorf("unified: %q, %v", got, err)
