@@ -28,6 +28,7 @@ const usage = `usage: berthctl [--cri-socket PATH] [--api-socket PATH] [--timeou
 commands:
   pods [-o wide|json]                           the agent's pods and their status
   manifests                                     each manifest file: its pods, or why it was refused
+  status                                        the agent's pods by phase and its upstream's connection
   validate [--node-name NAME] FILE...           check pod manifests as the agent would, without running them
   images import FILE                            import an OCI image-layout or docker-archive tarball
   images export [--format docker|oci] -o FILE IMAGE...   write images to a tarball
@@ -56,6 +57,8 @@ func run(args []string) error {
 			return listPods(*apiSocket, rest[1:])
 		case "manifests":
 			return listManifests(*apiSocket)
+		case "status":
+			return showStatus(*apiSocket)
 		case "validate":
 			return validate(rest[1:])
 		}

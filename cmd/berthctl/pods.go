@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/manifest"
+	"github.com/berth-project/berth/pkg/source"
 )
 
 // getAPI fetches path from the agent's API on its unix socket.
@@ -211,6 +212,68 @@ func listManifests(socket string) error {
 		}
 	}
 	return nil
+}
+
+// showStatus prints the pods by phase and the upstream's state.
+func showStatus(socket string) error {
+	body, err := getAPI(socket, "/pods")
+	if err != nil {
+		return err
+	}
+	var list v1.PodList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return fmt.Errorf("agent API /pods: %w", err)
+	}
+	phases := map[v1.PodPhase]int{}
+	for _, p := range list.Items {
+		phases[p.Status.Phase]++
+	}
+	var counts []string
+	for _, ph := range []v1.PodPhase{v1.PodPending, v1.PodRunning, v1.PodSucceeded, v1.PodFailed, v1.PodUnknown, ""} {
+		if n := phases[ph]; n > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", n, or(string(ph), "no phase")))
+		}
+	}
+	fmt.Printf("pods: %d (%s)\n", len(list.Items), or(strings.Join(counts, ", "), "none"))
+	body, err = getAPI(socket, "/upstream")
+	if err != nil {
+		return err
+	}
+	var up source.UpstreamStatus
+	if err := json.Unmarshal(body, &up); err != nil {
+		return fmt.Errorf("agent API /upstream: %w", err)
+	}
+	if up.Plugin == "" {
+		fmt.Println("upstream: none (static pods only)")
+		return nil
+	}
+	fmt.Printf("upstream: %s, %s", up.Plugin, up.Connection)
+	if !up.Since.IsZero() {
+		fmt.Printf(" since %s", up.Since.Local().Format(time.RFC3339))
+	}
+	fmt.Println()
+	if up.Error != "" {
+		fmt.Printf("  %s\n", strings.ReplaceAll(up.Error, "\n", "\n  "))
+	}
+	switch {
+	case up.FromJournal:
+		fmt.Printf("  running %d pods from the journal (nothing heard from the upstream since berthd started)\n", len(up.Pods))
+	case !up.Complete:
+		fmt.Println("  its pods are not known yet: pods it ran before are left alone")
+	default:
+		fmt.Printf("  %d pods, last synced %s\n", len(up.Pods), up.LastSync.Local().Format(time.RFC3339))
+	}
+	for _, r := range up.Refused {
+		fmt.Printf("  REFUSED %s\n", r)
+	}
+	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // validate checks manifest files as the agent would read them.

@@ -20,8 +20,9 @@ import (
 	"github.com/berth-project/berth/pkg/agent"
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/config"
-	"github.com/berth-project/berth/pkg/manifest"
 	"github.com/berth-project/berth/pkg/source"
+	"github.com/berth-project/berth/pkg/upstream"
+	"github.com/berth-project/berth/pkg/upstream/manifesturl"
 )
 
 // startAgent runs the static pod agent against the CRI endpoint (berthd's
@@ -55,10 +56,34 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		Images:         runtimeapi.NewImageServiceClient(conn),
 		Log:            log,
 	})
-	apiSrv := api.New(mgr.Status(), mgr)
+	plugin, err := upstreamPlugin(cfg, nodeName, log)
+	if err != nil {
+		return err
+	}
+	mux := source.NewMux(source.MuxConfig{
+		Apply:    func(pods []*v1.Pod, complete bool) error { return mgr.SetPods(ctx, pods, complete) },
+		Upstream: pluginName(plugin),
+		Journal:  filepath.Join(cfg.Root, "upstream", pluginName(plugin)+".json"),
+		Log:      log,
+	})
+	apiSrv := api.New(mgr.Status(), mgr, mux)
 	probes := prometheus.NewRegistry()
 	probes.MustRegister(mgr.ProbeCollector())
 	apiSrv.Mount("GET /metrics/probes", promhttp.HandlerFor(probes, promhttp.HandlerOpts{}))
+	if plugin != nil {
+		metrics := prometheus.NewRegistry()
+		metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "berth_upstream_connected",
+			Help:        "Whether the upstream control plane was reachable at the last attempt (1) or not (0).",
+			ConstLabels: prometheus.Labels{"plugin": plugin.Name()},
+		}, func() float64 {
+			if mux.Upstream().Connection == "connected" {
+				return 1
+			}
+			return 0
+		}))
+		apiSrv.Mount("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	}
 	socket := cfg.APISocket
 	if socket == "" {
 		socket = filepath.Join(cfg.State, "api.sock")
@@ -88,27 +113,44 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 			mgr.SetRuntimeName(v.GetRuntimeName())
 		}
 		go mgr.Run(ctx)
+		if plugin != nil {
+			go func() {
+				if err := plugin.Run(ctx, mux); err != nil {
+					log.Error("upstream stopped: its last pods keep running", "plugin", plugin.Name(), "err", err)
+				}
+			}()
+		}
+		if cfg.StaticPodPath == "" {
+			mux.Files(nil)
+			return
+		}
 		dir := source.Dir{Path: cfg.StaticPodPath, NodeName: nodeName, Log: log}
-		err := dir.Run(ctx, func(files []manifest.File) {
-			apiSrv.SetManifests(files)
-			if err := mgr.SetPods(ctx, podsOf(files)); err != nil {
-				log.Warn("apply manifests", "err", err)
-			}
-		})
-		if err != nil {
+		if err := dir.Run(ctx, mux.Files); err != nil {
 			log.Error("manifest source stopped", "err", err)
 		}
 	}()
-	log.Info("agent running", "manifests", cfg.StaticPodPath, "node", nodeName, "runtime", endpoint, "api", socket)
+	log.Info("agent running", "manifests", cfg.StaticPodPath, "upstream", cfg.UpstreamPlugin(), "node", nodeName, "runtime", endpoint, "api", socket)
 	return nil
 }
 
-// podsOf is every pod the manifest files run (an invalid file may keep
-// its last valid pods).
-func podsOf(files []manifest.File) []*v1.Pod {
-	var pods []*v1.Pod
-	for _, f := range files {
-		pods = append(pods, f.Pods...)
+// upstreamPlugin is the configured control plane plugin, nil for none.
+func upstreamPlugin(cfg config.Config, nodeName string, log *slog.Logger) (upstream.Plugin, error) {
+	switch cfg.UpstreamPlugin() {
+	case "url":
+		return manifesturl.New(manifesturl.Config{
+			URL:      cfg.StaticPodURL,
+			Header:   cfg.StaticPodURLHeader,
+			NodeName: nodeName,
+			Interval: cfg.HTTPCheckFrequency.Duration,
+			Log:      log.With("upstream", "url"),
+		})
 	}
-	return pods
+	return nil, nil
+}
+
+func pluginName(p upstream.Plugin) string {
+	if p == nil {
+		return ""
+	}
+	return p.Name()
 }

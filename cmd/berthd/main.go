@@ -73,6 +73,15 @@ func run() error {
 	fs.StringVar(&cfg.APISocket, "api-socket", cfg.APISocket, "unix socket of the read-only local API (default: <state>/api.sock)")
 	fs.StringVar(&cfg.APIAddress, "api-address", cfg.APIAddress, "host:port to also serve the local API on")
 	fs.StringVar(&cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", cfg.ContainerRuntimeEndpoint, "CRI endpoint the agent drives (default: berthd's own)")
+	fs.StringVar(&cfg.Upstream, "upstream", cfg.Upstream, "control plane plugin: none or url (default: url when --manifest-url is set)")
+	fs.StringVar(&cfg.StaticPodURL, "manifest-url", cfg.StaticPodURL, "URL serving static pods (a Pod, a PodList or multi-document YAML), polled every --http-check-frequency")
+	fs.Func("manifest-url-header", "HTTP headers for --manifest-url, as 'key:value,key:value' (may be repeated)", func(s string) error {
+		if cfg.StaticPodURLHeader == nil {
+			cfg.StaticPodURLHeader = map[string][]string{}
+		}
+		return config.ParseURLHeader(cfg.StaticPodURLHeader, s)
+	})
+	fs.DurationVar(&cfg.HTTPCheckFrequency.Duration, "http-check-frequency", cfg.HTTPCheckFrequency.Duration, "how often --manifest-url is polled")
 	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
 	fs.StringVar(&cfg.NRISocket, "nri-socket", cfg.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
 	fs.StringVar(&cfg.NRIPluginPath, "nri-plugin-path", cfg.NRIPluginPath, "NRI plugins berthd starts itself")
@@ -157,6 +166,14 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.ContainerRuntimeEndpoint = from.ContainerRuntimeEndpoint
 	case "cgroup-root":
 		cfg.CgroupRoot = from.CgroupRoot
+	case "upstream":
+		cfg.Upstream = from.Upstream
+	case "manifest-url":
+		cfg.StaticPodURL = from.StaticPodURL
+	case "manifest-url-header":
+		cfg.StaticPodURLHeader = from.StaticPodURLHeader
+	case "http-check-frequency":
+		cfg.HTTPCheckFrequency = from.HTTPCheckFrequency
 	case "nri-socket":
 		cfg.NRISocket = from.NRISocket
 	case "nri-plugin-path":
@@ -233,7 +250,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if cfg.StaticPodPath != "" {
+	if cfg.StaticPodPath != "" || cfg.UpstreamPlugin() != "none" {
 		if err := startAgent(ctx, cfg, log.With("component", "agent")); err != nil {
 			return err
 		}

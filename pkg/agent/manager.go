@@ -68,12 +68,13 @@ type Manager struct {
 	cpuCapacity    int64 // millicores
 	hostIPs        []string
 
-	mu      sync.Mutex
-	workers map[string]*worker // by namespace/name
-	adopted bool               // the runtime's pods were matched against the first desired set
-	polling bool               // the runtime has no event stream
-	runtime string             // the runtime's name, for container IDs (containerd://…)
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	workers  map[string]*worker // by namespace/name
+	qosReady bool               // the QoS cgroups exist
+	adopted  bool               // the runtime's pods were matched against the first complete set
+	polling  bool               // the runtime has no event stream
+	runtime  string             // the runtime's name, for container IDs (containerd://…)
+	wg       sync.WaitGroup
 }
 
 // New returns a manager; Run drives it.
@@ -120,21 +121,25 @@ func New(cfg Config) *Manager {
 func (m *Manager) Status() *podstatus.Cache { return m.status }
 
 // SetPods makes pods the desired set: new pods get a worker, pods no longer
-// listed are torn down. The first call also takes over the pods the
-// runtime already runs for this agent (after a restart) and tears down
-// those no longer wanted; if the runtime cannot be asked yet, Run tries
-// again.
-func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod) error {
+// listed are torn down. The first complete set (every source has said what
+// it wants) also takes over the pods the runtime already runs for this
+// agent (after a restart) and tears down those no longer wanted; until
+// then such pods are left alone. If the runtime cannot be asked yet, the
+// error says so and the caller tries again.
+func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod, complete bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	want := map[string]*v1.Pod{}
 	for _, p := range pods {
 		want[podstatus.Key(p.Namespace, p.Name)] = p
 	}
-	if !m.adopted {
+	if !m.qosReady {
 		if err := m.ensureQoSCgroups(); err != nil {
 			return err
 		}
+		m.qosReady = true
+	}
+	if !m.adopted && complete {
 		resp, err := m.cfg.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
 			Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelManaged: "true"}},
 		})

@@ -1,19 +1,21 @@
-// Package api serves the agent's read-only local HTTP API: /healthz,
-// /pods (a v1.PodList, as kubelet's read-only port has it), /events (the
-// pods' recent events, a v1.EventList) and /manifests (each manifest file:
-// the pods it produced, or why it was refused).
+// Package api serves the agent's read-only local HTTP API: /healthz
+// (?verbose for the detail), /pods (a v1.PodList, as kubelet's read-only
+// port has it), /events (the pods' recent events, a v1.EventList),
+// /manifests (each manifest file: the pods it produced, or why it was
+// refused) and /upstream (the control plane plugin's connection and pods).
 package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
-	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berth-project/berth/pkg/manifest"
+	"github.com/berth-project/berth/pkg/source"
 )
 
 // Manifest is one file as /manifests reports it.
@@ -43,15 +45,20 @@ type eventLister interface {
 	Events() []v1.Event
 }
 
-// Server answers the API; SetManifests keeps /manifests current.
+// sources is where pods come from: the manifest directory's last reading
+// and the upstream plugin's state.
+type sources interface {
+	Manifests() []manifest.File
+	Upstream() source.UpstreamStatus
+}
+
+// Server answers the API.
 type Server struct {
-	pods   podLister
-	events eventLister
+	pods    podLister
+	events  eventLister
+	sources sources
 
 	mounts map[string]http.Handler
-
-	mu        sync.Mutex
-	manifests []Manifest
 }
 
 // Mount serves h at pattern (such as "GET /metrics/probes") too; call it
@@ -63,11 +70,14 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 	s.mounts[pattern] = h
 }
 
-// New returns a server listing pods and their events.
-func New(pods podLister, events eventLister) *Server { return &Server{pods: pods, events: events} }
+// New returns a server listing pods, their events and their sources.
+func New(pods podLister, events eventLister, src sources) *Server {
+	return &Server{pods: pods, events: events, sources: src}
+}
 
-// SetManifests records the latest reading of the manifest directory.
-func (s *Server) SetManifests(files []manifest.File) {
+// manifests is the latest reading of the manifest directory.
+func (s *Server) manifests() []Manifest {
+	files := s.sources.Manifests()
 	out := make([]Manifest, 0, len(files))
 	for _, f := range files {
 		m := Manifest{File: f.Path}
@@ -80,9 +90,7 @@ func (s *Server) SetManifests(files []manifest.File) {
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
-	s.mu.Lock()
-	s.manifests = out
-	s.mu.Unlock()
+	return out
 }
 
 // Handler routes the endpoints; anything but GET is refused.
@@ -91,9 +99,26 @@ func (s *Server) Handler() http.Handler {
 	for pattern, h := range s.mounts {
 		mux.Handle(pattern, h)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		w.Write([]byte("ok"))
+		if !r.URL.Query().Has("verbose") {
+			w.Write([]byte("ok"))
+			return
+		}
+		// An unreachable upstream is detail, not ill health: the node
+		// keeps running its pods without it.
+		fmt.Fprintln(w, "[+]agent ok")
+		if up := s.sources.Upstream(); up.Plugin != "" {
+			line := "upstream " + up.Plugin + " " + up.Connection
+			if up.Error != "" {
+				line += ": " + up.Error
+			}
+			fmt.Fprintf(w, "[%s]%s\n", map[bool]string{true: "+", false: "-"}[up.Connection == "connected"], line)
+		}
+		fmt.Fprintln(w, "healthz check passed")
+	})
+	mux.HandleFunc("GET /upstream", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.sources.Upstream())
 	})
 	mux.HandleFunc("GET /pods", func(w http.ResponseWriter, _ *http.Request) {
 		list := v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: s.pods.Pods()}
@@ -113,9 +138,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, list)
 	})
 	mux.HandleFunc("GET /manifests", func(w http.ResponseWriter, _ *http.Request) {
-		s.mu.Lock()
-		ms := append([]Manifest{}, s.manifests...)
-		s.mu.Unlock()
+		ms := s.manifests()
 		rolledBack := map[string]string{}
 		for _, p := range s.pods.Pods() {
 			for _, c := range p.Status.Conditions {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,15 @@ type Config struct {
 	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
 	// CgroupRoot is the root of the pods' QoS cgroup hierarchy.
 	CgroupRoot string `json:"cgroupRoot"`
+
+	// Upstream is the control plane plugin: none, or url (StaticPodURL);
+	// "" means url when StaticPodURL is set, else none.
+	Upstream string `json:"upstream"`
+	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
+	// kubelet's settings of the same names for the url plugin.
+	StaticPodURL       string              `json:"staticPodURL"`
+	StaticPodURLHeader map[string][]string `json:"staticPodURLHeader"`
+	HTTPCheckFrequency Duration            `json:"httpCheckFrequency"`
 
 	// NRISocket is where NRI plugins connect ("" turns NRI off);
 	// NRIPluginPath holds plugins berthd starts itself, configured from
@@ -124,10 +134,37 @@ func Default() Config {
 		PodLogsDir:    "/var/log/pods",
 		CgroupRoot:    "kubepods",
 
+		HTTPCheckFrequency: Duration{20 * time.Second},
+
 		NRIPluginPath:       "/opt/nri/plugins",
 		NRIPluginConfigPath: "/etc/nri/conf.d",
 		NRIRequestTimeout:   Duration{5 * time.Second},
 	}
+}
+
+// UpstreamPlugin is the plugin berthd runs: Upstream, or its default.
+func (c Config) UpstreamPlugin() string {
+	switch {
+	case c.Upstream != "":
+		return c.Upstream
+	case c.StaticPodURL != "":
+		return "url"
+	}
+	return "none"
+}
+
+// ParseURLHeader reads kubelet's --manifest-url-header syntax,
+// "key:value,key:value" (a key given twice has two values), into h.
+func ParseURLHeader(h map[string][]string, s string) error {
+	for kv := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("manifest URL header %q: want key:value", kv)
+		}
+		k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+		h[k] = append(h[k], strings.TrimSpace(v))
+	}
+	return nil
 }
 
 func findBinary(exeDir, name string) string {
@@ -199,6 +236,19 @@ func (c Config) Validate() (warnings []string, err error) {
 	}
 	if c.ExecBinary != "" && !filepath.IsAbs(c.ExecBinary) {
 		return nil, fmt.Errorf("config: execBinary %q not found (run `make`, give its absolute path, or \"\" for runc)", c.ExecBinary)
+	}
+	switch up := c.UpstreamPlugin(); {
+	case up == "url" && c.StaticPodURL == "":
+		return nil, fmt.Errorf("config: upstream \"url\" needs staticPodURL (--manifest-url)")
+	case up == "none" && c.StaticPodURL != "":
+		return nil, fmt.Errorf("config: staticPodURL %q is set but upstream is \"none\" (use upstream \"url\")", c.StaticPodURL)
+	case up == "kubernetes":
+		return nil, fmt.Errorf("config: upstream \"kubernetes\" is not available yet (none or url)")
+	case up != "url" && up != "none":
+		return nil, fmt.Errorf("config: upstream %q must be none or url", c.Upstream)
+	}
+	if c.UpstreamPlugin() == "url" && c.HTTPCheckFrequency.Duration < time.Second {
+		return nil, fmt.Errorf("config: httpCheckFrequency %v must be at least 1s", c.HTTPCheckFrequency.Duration)
 	}
 	found := false
 	for _, d := range c.CNIBinDirs {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadFileRejectsUnknownField(t *testing.T) {
@@ -24,16 +25,44 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("defaults rejected: %v", err)
 	}
 	for name, mutate := range map[string]func(*Config){
-		"relative root":  func(c *Config) { c.Root = "var/lib/berth" },
-		"bad driver":     func(c *Config) { c.CgroupDriver = "cgroupv3" },
-		"bad log level":  func(c *Config) { c.LogLevel = "loud" },
-		"runc not found": func(c *Config) { c.RuncBinary = "runc" },
-		"bad node name":  func(c *Config) { c.NodeName = "node_1" },
+		"relative root":        func(c *Config) { c.Root = "var/lib/berth" },
+		"bad driver":           func(c *Config) { c.CgroupDriver = "cgroupv3" },
+		"bad log level":        func(c *Config) { c.LogLevel = "loud" },
+		"runc not found":       func(c *Config) { c.RuncBinary = "runc" },
+		"bad node name":        func(c *Config) { c.NodeName = "node_1" },
+		"url without URL":      func(c *Config) { c.Upstream = "url" },
+		"URL with none":        func(c *Config) { c.Upstream, c.StaticPodURL = "none", "http://h/p" },
+		"unknown upstream":     func(c *Config) { c.Upstream = "etcd" },
+		"kubernetes (not yet)": func(c *Config) { c.Upstream = "kubernetes" },
+		"polling too often": func(c *Config) {
+			c.StaticPodURL, c.HTTPCheckFrequency = "http://h/p", Duration{time.Millisecond}
+		},
 	} {
 		c := good
 		mutate(&c)
 		if _, err := c.Validate(); err == nil {
 			t.Errorf("%s: Validate accepted it", name)
 		}
+	}
+}
+
+func TestUpstream(t *testing.T) {
+	c := Default()
+	if c.UpstreamPlugin() != "none" {
+		t.Errorf("default upstream %q", c.UpstreamPlugin())
+	}
+	c.StaticPodURL = "http://h/pods"
+	if c.UpstreamPlugin() != "url" {
+		t.Errorf("with a URL: %q, want url", c.UpstreamPlugin())
+	}
+	h := map[string][]string{}
+	if err := ParseURLHeader(h, "a:hello, b:again,a:world"); err != nil {
+		t.Fatal(err)
+	}
+	if len(h["A"]) != 2 || h["A"][1] != "world" || h["B"][0] != "again" {
+		t.Errorf("headers %v", h)
+	}
+	if err := ParseURLHeader(h, "novalue"); err == nil {
+		t.Error("a header without a colon was accepted")
 	}
 }

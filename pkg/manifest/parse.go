@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -17,9 +18,39 @@ import (
 // data: it returns every problem found, one per line, each starting with
 // name (and the document number when data holds several documents).
 func Parse(name string, data []byte, nodeName string) ([]*v1.Pod, error) {
+	return parse(name, data, nodeName, fromFile)
+}
+
+// ParseURL is Parse for what a manifest URL served (kubelet's
+// staticPodURL): besides Pods, a document may be a v1 PodList, and the
+// pods are annotated as coming from "http".
+func ParseURL(url string, data []byte, nodeName string) ([]*v1.Pod, error) {
+	return parse(url, data, nodeName, fromURL)
+}
+
+// origin is where pods are read from.
+type origin struct {
+	source string // the SourceAnnotation value
+	lists  bool   // PodList documents are accepted
+	empty  string // the error when there is no pod at all
+}
+
+var (
+	fromFile = origin{source: FileSource, empty: "no pod in file"}
+	fromURL  = origin{source: HTTPSource, lists: true, empty: "no pod in the answer (an empty PodList removes them all)"}
+)
+
+func parse(name string, data []byte, nodeName string, from origin) ([]*v1.Pod, error) {
 	docs := documents(data)
+	if from.lists {
+		var lists int
+		docs, lists = expandLists(docs)
+		if len(docs) == 0 && lists > 0 {
+			return nil, nil // an empty PodList says: no pods
+		}
+	}
 	if len(docs) == 0 {
-		return nil, fmt.Errorf("%s: no pod in file", name)
+		return nil, fmt.Errorf("%s: %s", name, from.empty)
 	}
 	var (
 		pods []*v1.Pod
@@ -31,13 +62,16 @@ func Parse(name string, data []byte, nodeName string) ([]*v1.Pod, error) {
 		if len(docs) > 1 {
 			prefix = fmt.Sprintf("%s: document %d: ", name, i+1)
 		}
-		pod, docErrs := d.pod(nodeName)
+		if d.where != "" {
+			prefix = name + ": " + d.where + ": "
+		}
+		pod, docErrs := d.pod(nodeName, from.source)
 		if pod != nil {
 			key := pod.Namespace + "/" + pod.Name
 			if first, ok := seen[key]; ok {
-				docErrs = append(docErrs, fmt.Errorf("pod %s is already defined in document %d", key, first))
+				docErrs = append(docErrs, fmt.Errorf("pod %s is already defined in %s", key, docs[first].name(first)))
 			}
-			seen[key] = i + 1
+			seen[key] = i
 		}
 		for _, err := range docErrs {
 			errs = append(errs, fmt.Errorf("%s%w", prefix, err))
@@ -50,14 +84,24 @@ func Parse(name string, data []byte, nodeName string) ([]*v1.Pod, error) {
 	return pods, nil
 }
 
-// document is one non-empty YAML (or JSON) document of a file.
+// document is one non-empty YAML (or JSON) document of a file, or one
+// item of a PodList document.
 type document struct {
-	json []byte // the document converted to JSON, when err is nil
-	err  error  // a syntax error, with line numbers of the file
+	json  []byte // the document converted to JSON, when err is nil
+	err   error  // a syntax error, with line numbers of the file
+	where string // "document 2: items[3]" for an item of a list
+}
+
+// name is how errors refer to the document, the i-th of its file.
+func (d document) name(i int) string {
+	if d.where != "" {
+		return d.where
+	}
+	return fmt.Sprintf("document %d", i+1)
 }
 
 // pod turns the document into a named static pod, or says why it cannot.
-func (d document) pod(nodeName string) (*v1.Pod, []error) {
+func (d document) pod(nodeName, source string) (*v1.Pod, []error) {
 	if d.err != nil {
 		return nil, []error{d.err}
 	}
@@ -73,7 +117,7 @@ func (d document) pod(nodeName string) (*v1.Pod, []error) {
 		}
 		return nil, errs
 	}
-	if err := makeStatic(pod, nodeName); err != nil {
+	if err := makeStatic(pod, nodeName, source); err != nil {
 		return nil, []error{err}
 	}
 	return pod, nil
@@ -94,6 +138,55 @@ func documents(data []byte) []document {
 		}
 	}
 	return docs
+}
+
+// expandLists replaces each v1 PodList document by its items, which are
+// Pods (an item without apiVersion and kind, as the API server lists
+// them, is taken as a v1 Pod). It also counts the lists.
+func expandLists(docs []document) ([]document, int) {
+	var out []document
+	lists := 0
+	for i, d := range docs {
+		var list struct {
+			APIVersion string            `json:"apiVersion"`
+			Kind       string            `json:"kind"`
+			Items      []json.RawMessage `json:"items"`
+		}
+		if d.err != nil || json.Unmarshal(d.json, &list) != nil || list.Kind != "PodList" || list.APIVersion != "v1" {
+			out = append(out, d)
+			continue
+		}
+		lists++
+		prefix := ""
+		if len(docs) > 1 {
+			prefix = fmt.Sprintf("document %d: ", i+1)
+		}
+		for j, item := range list.Items {
+			out = append(out, document{json: withPodKind(item), where: fmt.Sprintf("%sitems[%d]", prefix, j)})
+		}
+	}
+	return out, lists
+}
+
+// withPodKind adds apiVersion v1 and kind Pod to an item that has
+// neither.
+func withPodKind(item []byte) []byte {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(item, &obj) != nil {
+		return item // decodePod says what is wrong with it
+	}
+	if _, ok := obj["kind"]; ok {
+		return item
+	}
+	if _, ok := obj["apiVersion"]; ok {
+		return item
+	}
+	obj["kind"], obj["apiVersion"] = json.RawMessage(`"Pod"`), json.RawMessage(`"v1"`)
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return item
+	}
+	return out
 }
 
 // documentText is a document as written, and the line of the file it

@@ -225,3 +225,44 @@ func TestParseDocuments(t *testing.T) {
 		})
 	}
 }
+
+func TestParseURL(t *testing.T) {
+	item := func(name string) string {
+		return `{"metadata":{"name":"` + name + `"},"spec":{"containers":[{"name":"app","image":"nginx"}]}}`
+	}
+	list := `{"apiVersion":"v1","kind":"PodList","items":[` + item("a") + `,` + item("b") + `]}`
+	pods, err := ParseURL("http://h/pods", []byte(list+"\n---\n"+containerYAML("")), testNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pods {
+		names = append(names, p.Name)
+		if p.Annotations[SourceAnnotation] != "http" || !IsStatic(p) {
+			t.Errorf("%s: source %q, want http and static", p.Name, p.Annotations[SourceAnnotation])
+		}
+	}
+	if strings.Join(names, ",") != "a-node1,b-node1,web-node1" {
+		t.Errorf("pods %v", names)
+	}
+	// The same pod from a file and from a URL are different pods.
+	fromFile := parseOne(t, containerYAML(""))
+	if fromFile.UID == pods[2].UID {
+		t.Error("a URL pod has the UID of the same pod from a file")
+	}
+
+	// Errors name the list item; a duplicate names both places.
+	bad := `{"apiVersion":"v1","kind":"PodList","items":[` + item("a") + `,{"metadata":{"name":"a"},"spec":{"containers":[{"name":"app","image":"nginx","bogus":1}]}},` + item("a") + `]}`
+	_, err = ParseURL("http://h/pods", []byte(bad), testNode)
+	wantErrorLine(t, err, "http://h/pods: items[1]: ", "bogus")
+	wantErrorLine(t, err, "http://h/pods: items[2]: ", "pod default/a-node1 is already defined in items[0]")
+	// An empty list is an empty set; an answer of only comments is refused.
+	if pods, err := ParseURL("http://h/pods", []byte(`{"apiVersion":"v1","kind":"PodList","items":[]}`), testNode); err != nil || len(pods) != 0 {
+		t.Errorf("empty PodList: %v, %v", pods, err)
+	}
+	_, err = ParseURL("http://h/pods", []byte("# nothing\n"), testNode)
+	wantErrorLine(t, err, "http://h/pods: ", "no pod in the answer")
+	// Files hold Pods only.
+	_, err = Parse("pods.yaml", []byte(list), testNode)
+	wantErrorLine(t, err, "pods.yaml: ", `kind "PodList", want "Pod"`)
+}

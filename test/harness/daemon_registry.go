@@ -50,3 +50,8 @@ func (d *Daemon) SetLogLevel(level string) {
 func (d *Daemon) SetExecHelper(path string) {
 	d.extraArgs = append(d.extraArgs, "--exec-helper="+path)
 }
+
+// AddArgs has every later Start pass more berthd flags.
+func (d *Daemon) AddArgs(args ...string) {
+	d.extraArgs = append(d.extraArgs, args...)
+}

@@ -1,0 +1,70 @@
+// Package upstream is the boundary between berth's agent and a control
+// plane: the interface a plugin implements to supply this node's pods.
+// berth merges what a plugin supplies with the static pod manifests (see
+// package source) and runs both through the same pod workers, which do not
+// know where a pod came from.
+//
+// # The contract
+//
+// A plugin's Run is called once, in its own goroutine, and blocks until
+// its context ends; it returns nil then. An error return means the
+// plugin cannot work at all (bad configuration it could not see before
+// Run); berthd logs it and keeps running the pods the plugin last
+// supplied, without the plugin.
+//
+// The plugin tells its Sink two things, from any goroutine, never
+// concurrently with itself:
+//
+//   - Pods(pods) hands over the complete set of pods this node should run
+//     from the control plane, each time it changes. It replaces the
+//     previous set; it is not a delta. Calls are cheap and idempotent: an
+//     unchanged pod is left alone, so a plugin may hand over its whole set
+//     on every poll. Until the first call the plugin's pods are unknown,
+//     and berth tears down none of the pods it ran from this plugin before
+//     a restart (it starts them again from its journal, below).
+//   - Connected(err) says whether the control plane is reachable: nil
+//     when it is, the reason when it is not. It changes nothing that
+//     runs: while disconnected the plugin simply does not call Pods, and
+//     its last set keeps running. An outage must never be reported as an
+//     empty set, which would tear every pod down.
+//
+// A pod handed over must be a valid, defaulted v1.Pod with a UID, and a
+// namespace/name that is unique within the set. A changed spec is a new
+// version of the pod only when its UID or spec changes. Pods that a
+// manifest file already defines under the same namespace/name are refused
+// (the file's pod keeps running) and the refusal is logged and shown by
+// the local API; the same holds the other way round.
+//
+// berth keeps the last set a plugin handed over in a journal on disk
+// (root-only), so that after a restart of berthd or a reboot with the
+// control plane unreachable the plugin's pods start again at once. A
+// plugin may therefore assume that while it is disconnected the node
+// goes on running what it last said, for as long as it takes.
+//
+// Optional capabilities (reporting pod status, node status and events
+// upstream, mirror pods) are separate small interfaces a plugin may also
+// implement; berth calls them when it does.
+package upstream
+
+import (
+	"context"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// Plugin supplies this node's desired pods from a control plane.
+type Plugin interface {
+	// Name is the plugin's name in configuration, logs and the journal:
+	// "url", "kubernetes".
+	Name() string
+	// Run feeds sink until ctx ends.
+	Run(ctx context.Context, sink Sink) error
+}
+
+// Sink is what a plugin tells berth.
+type Sink interface {
+	// Pods replaces the plugin's complete set of desired pods.
+	Pods(pods []*v1.Pod)
+	// Connected reports the control plane reachable (nil) or not (why).
+	Connected(err error)
+}
