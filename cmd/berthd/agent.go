@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/pkg/agent"
@@ -22,8 +23,13 @@ import (
 	"github.com/berth-project/berth/pkg/config"
 	"github.com/berth-project/berth/pkg/source"
 	"github.com/berth-project/berth/pkg/upstream"
+	"github.com/berth-project/berth/pkg/upstream/kube"
 	"github.com/berth-project/berth/pkg/upstream/manifesturl"
 )
+
+// kubeletVersion is what a berth Node reports as its kubeletVersion: the
+// Kubernetes release whose API berth speaks, marked as berth's.
+const kubeletVersion = "v1.37.2-berth"
 
 // startAgent runs the static pod agent against the CRI endpoint (berthd's
 // own socket unless another runtime is named) and serves its local API.
@@ -46,7 +52,16 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		nodeName = strings.ToLower(h)
 	}
 	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	plugin, err := upstreamPlugin(cfg, nodeName, rt, log)
+	if err != nil {
+		return err
+	}
+	var terminated func(namespace, name string, uid types.UID)
+	if o, ok := plugin.(upstream.TerminationObserver); ok {
+		terminated = o.PodTerminated
+	}
 	mgr := agent.New(agent.Config{
+		Terminated:     terminated,
 		NodeName:       nodeName,
 		LogDir:         cfg.PodLogsDir,
 		PodDir:         filepath.Join(cfg.Root, "pods"),
@@ -56,9 +71,8 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		Images:         runtimeapi.NewImageServiceClient(conn),
 		Log:            log,
 	})
-	plugin, err := upstreamPlugin(cfg, nodeName, log)
-	if err != nil {
-		return err
+	if r, ok := plugin.(upstream.StatusReporter); ok {
+		r.ReportStatuses(mgr.Status())
 	}
 	mux := source.NewMux(source.MuxConfig{
 		Apply:    func(pods []*v1.Pod, complete bool) error { return mgr.SetPods(ctx, pods, complete) },
@@ -134,8 +148,20 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 }
 
 // upstreamPlugin is the configured control plane plugin, nil for none.
-func upstreamPlugin(cfg config.Config, nodeName string, log *slog.Logger) (upstream.Plugin, error) {
+func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeServiceClient, log *slog.Logger) (upstream.Plugin, error) {
 	switch cfg.UpstreamPlugin() {
+	case "kubernetes":
+		return kube.New(kube.Config{
+			Kubeconfig: cfg.Kubeconfig,
+			NodeName:   nodeName,
+			NodeIP:     cfg.NodeIP,
+			NodeLabels: cfg.NodeLabels,
+			Taints:     cfg.RegisterWithTaints,
+			Runtime:    rt,
+			Root:       cfg.Root,
+			Version:    kubeletVersion,
+			Log:        log.With("upstream", "kubernetes"),
+		})
 	case "url":
 		return manifesturl.New(manifesturl.Config{
 			URL:      cfg.StaticPodURL,

@@ -68,12 +68,23 @@ func run() error {
 	fs.DurationVar(&cfg.ImageMinimumGCAge.Duration, "minimum-image-ttl-duration", cfg.ImageMinimumGCAge.Duration, "minimum age of an unused image before it may be garbage collected")
 	fs.StringVar(&cfg.StreamingAddress, "streaming-address", cfg.StreamingAddress, "host:port of the exec/attach/port-forward streaming server (port 0: a free port)")
 	fs.StringVar(&cfg.StaticPodPath, "pod-manifest-path", cfg.StaticPodPath, "directory of static pod manifests (\"\": no agent, only the CRI runtime)")
-	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name appended to static pod names (default: the host name)")
+	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name appended to static pod names, and the Node's name (default: the host name)")
+	fs.StringVar(&cfg.NodeName, "hostname-override", cfg.NodeName, "kubelet's spelling of --node-name")
 	fs.StringVar(&cfg.PodLogsDir, "pod-logs-dir", cfg.PodLogsDir, "directory of the pods' container logs")
 	fs.StringVar(&cfg.APISocket, "api-socket", cfg.APISocket, "unix socket of the read-only local API (default: <state>/api.sock)")
 	fs.StringVar(&cfg.APIAddress, "api-address", cfg.APIAddress, "host:port to also serve the local API on")
 	fs.StringVar(&cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", cfg.ContainerRuntimeEndpoint, "CRI endpoint the agent drives (default: berthd's own)")
-	fs.StringVar(&cfg.Upstream, "upstream", cfg.Upstream, "control plane plugin: none or url (default: url when --manifest-url is set)")
+	fs.StringVar(&cfg.Upstream, "upstream", cfg.Upstream, "control plane plugin: none, url or kubernetes (default: url with --manifest-url, kubernetes with --kubeconfig)")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig with this node's credentials: berth joins that cluster as a Node")
+	fs.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the Node's InternalIP (default: the host's first global address)")
+	fs.Func("node-labels", "labels of the Node, 'key=value,key=value'", func(s string) (err error) {
+		cfg.NodeLabels, err = config.ParseNodeLabels(s)
+		return err
+	})
+	fs.Func("register-with-taints", "taints of the Node, 'key=value:Effect,…'", func(s string) (err error) {
+		cfg.RegisterWithTaints, err = config.ParseTaints(s)
+		return err
+	})
 	fs.StringVar(&cfg.StaticPodURL, "manifest-url", cfg.StaticPodURL, "URL serving static pods (a Pod, a PodList or multi-document YAML), polled every --http-check-frequency")
 	fs.Func("manifest-url-header", "HTTP headers for --manifest-url, as 'key:value,key:value' (may be repeated)", func(s string) error {
 		if cfg.StaticPodURLHeader == nil {
@@ -154,7 +165,7 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.StreamingAddress = from.StreamingAddress
 	case "pod-manifest-path":
 		cfg.StaticPodPath = from.StaticPodPath
-	case "node-name":
+	case "node-name", "hostname-override":
 		cfg.NodeName = from.NodeName
 	case "pod-logs-dir":
 		cfg.PodLogsDir = from.PodLogsDir
@@ -168,6 +179,14 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.CgroupRoot = from.CgroupRoot
 	case "upstream":
 		cfg.Upstream = from.Upstream
+	case "kubeconfig":
+		cfg.Kubeconfig = from.Kubeconfig
+	case "node-ip":
+		cfg.NodeIP = from.NodeIP
+	case "node-labels":
+		cfg.NodeLabels = from.NodeLabels
+	case "register-with-taints":
+		cfg.RegisterWithTaints = from.RegisterWithTaints
 	case "manifest-url":
 		cfg.StaticPodURL = from.StaticPodURL
 	case "manifest-url-header":

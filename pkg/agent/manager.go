@@ -169,7 +169,8 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod, complete bool) er
 		}
 		// An unchanged pod's worker is not woken by every reading of its
 		// source.
-		if old := w.desired(); old == nil || old.UID != p.UID || !equality.Semantic.DeepEqual(old.Spec, p.Spec) {
+		if old := w.desired(); old == nil || old.UID != p.UID || !equality.Semantic.DeepEqual(old.Spec, p.Spec) ||
+			!old.DeletionTimestamp.Equal(p.DeletionTimestamp) {
 			w.setPod(p)
 		}
 	}

@@ -131,11 +131,18 @@ func plan(in planInput) podActions {
 	}
 	for _, uid := range in.obs.uids() {
 		if uid != want {
-			a.teardown(in, uid)
+			a.teardown(in, uid, nil)
 		}
 	}
 	if in.pod == nil {
 		a.gone = len(in.obs.sandboxes) == 0 && len(in.obs.containers) == 0
+		return a
+	}
+	if in.pod.DeletionTimestamp != nil {
+		// Deleted upstream: it goes within the deletion's grace period
+		// and stays desired, its status reported, until all of it is
+		// gone; then Config.Terminated lets the upstream finish.
+		a.teardown(in, in.pod.UID, in.pod.DeletionGracePeriodSeconds)
 		return a
 	}
 	if len(a.tearing) > 0 {
@@ -158,14 +165,22 @@ func (a *podActions) wakeIn(d time.Duration) {
 
 // teardown removes everything of uid: app containers are stopped first,
 // then sidecars one at a time in reverse order, all within what is left of
-// the grace period since the teardown began; then the sandboxes go.
-func (a *podActions) teardown(in planInput, uid types.UID) {
+// the grace period since the teardown began (each container's own, or
+// grace when set); then the sandboxes go.
+func (a *podActions) teardown(in planInput, uid types.UID, grace *int64) {
 	a.tearing = append(a.tearing, uid)
 	start, ok := in.termStart[uid]
 	if !ok {
 		start = in.now
 	}
 	elapsed := int64(in.now.Sub(start) / time.Second)
+	left := func(c *containerObs) int64 {
+		g := c.grace
+		if grace != nil {
+			g = *grace
+		}
+		return max(g-elapsed, 0)
+	}
 	var apps []containerKill
 	var sidecars []*containerObs
 	for _, c := range in.obs.containersOf(uid) {
@@ -176,7 +191,7 @@ func (a *podActions) teardown(in planInput, uid types.UID) {
 		if c.kind == kindSidecar {
 			sidecars = append(sidecars, c)
 		} else {
-			apps = append(apps, killFor(c, max(c.grace-elapsed, 0), reasonKilling, "Stopping container "+c.name))
+			apps = append(apps, killFor(c, left(c), reasonKilling, "Stopping container "+c.name))
 		}
 		a.removeContainers = append(a.removeContainers, c.id)
 	}
@@ -185,7 +200,7 @@ func (a *podActions) teardown(in planInput, uid types.UID) {
 	}
 	sortByOrderDesc(sidecars)
 	for _, c := range sidecars {
-		a.kills = append(a.kills, []containerKill{killFor(c, max(c.grace-elapsed, 0), reasonKilling, "Stopping container "+c.name)})
+		a.kills = append(a.kills, []containerKill{killFor(c, left(c), reasonKilling, "Stopping container "+c.name)})
 	}
 	for _, s := range in.obs.sandboxesOf(uid) {
 		if s.ready {

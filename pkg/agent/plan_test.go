@@ -486,6 +486,27 @@ func TestPlanTeardown(t *testing.T) {
 	}
 }
 
+func TestPlanDeletedUpstream(t *testing.T) {
+	five := int64(5)
+	ts := metav1.NewTime(t0)
+	pod := testPod(func(p *v1.Pod) { p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &ts, &five })
+	w := newWorld(pod).sandbox("s1", true, 0, time.Hour).ctr("c1", "app", "s1", 0)
+	in := w.input()
+	in.termStart = map[types.UID]time.Time{"u1": t0.Add(-2 * time.Second)}
+	a := plan(in)
+	if got := killIDs(a); len(got) != 1 || got[0][0] != "c1" || a.kills[0][0].grace != 3 {
+		t.Errorf("kills %v (grace %v), want c1 within the 3 s left of the deletion's 5", got, a.kills)
+	}
+	if len(a.start) != 0 || a.createSandbox != nil || !slices.Equal(a.cleanup, []types.UID{"u1"}) || a.gone {
+		t.Errorf("start %v create %v cleanup %v gone %v", startNames(a), a.createSandbox, a.cleanup, a.gone)
+	}
+	// Nothing left: cleaned up (the Terminated callback), nothing started.
+	in = newWorld(pod).input()
+	if a := plan(in); len(a.start) != 0 || a.createSandbox != nil || !slices.Equal(a.cleanup, []types.UID{"u1"}) {
+		t.Errorf("after the teardown: start %v create %v cleanup %v", startNames(a), a.createSandbox, a.cleanup)
+	}
+}
+
 func TestPlanReplacementWaitsForThePreviousVersion(t *testing.T) {
 	oldPod := testPod()
 	newPod := testPod(func(p *v1.Pod) { p.UID = "u2" })

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -63,9 +64,16 @@ type Config struct {
 	// CgroupRoot is the root of the pods' QoS cgroup hierarchy.
 	CgroupRoot string `json:"cgroupRoot"`
 
-	// Upstream is the control plane plugin: none, or url (StaticPodURL);
-	// "" means url when StaticPodURL is set, else none.
+	// Upstream is the control plane plugin: none, url (StaticPodURL) or
+	// kubernetes (Kubeconfig); "" means url when StaticPodURL is set,
+	// kubernetes when Kubeconfig is, else none.
 	Upstream string `json:"upstream"`
+	// Kubeconfig, NodeIP, NodeLabels and RegisterWithTaints are kubelet's
+	// settings of the same names for the kubernetes plugin.
+	Kubeconfig         string            `json:"kubeconfig"`
+	NodeIP             string            `json:"nodeIP"`
+	NodeLabels         map[string]string `json:"nodeLabels"`
+	RegisterWithTaints []v1.Taint        `json:"registerWithTaints"`
 	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
 	// kubelet's settings of the same names for the url plugin.
 	StaticPodURL       string              `json:"staticPodURL"`
@@ -149,8 +157,55 @@ func (c Config) UpstreamPlugin() string {
 		return c.Upstream
 	case c.StaticPodURL != "":
 		return "url"
+	case c.Kubeconfig != "":
+		return "kubernetes"
 	}
 	return "none"
+}
+
+// ParseNodeLabels reads kubelet's --node-labels, "key=value,key=value".
+func ParseNodeLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for kv := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("node label %q: want key=value", kv)
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, fmt.Errorf("node label %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return nil, fmt.Errorf("node label %q value %q: %s", k, v, strings.Join(errs, "; "))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// ParseTaints reads kubelet's --register-with-taints,
+// "key=value:Effect,key:Effect".
+func ParseTaints(s string) ([]v1.Taint, error) {
+	var out []v1.Taint
+	for spec := range strings.SplitSeq(s, ",") {
+		kv, effect, ok := strings.Cut(spec, ":")
+		if !ok {
+			return nil, fmt.Errorf("taint %q: want key[=value]:Effect", spec)
+		}
+		switch e := v1.TaintEffect(effect); e {
+		case v1.TaintEffectNoSchedule, v1.TaintEffectPreferNoSchedule, v1.TaintEffectNoExecute:
+		default:
+			return nil, fmt.Errorf("taint %q: effect %q must be NoSchedule, PreferNoSchedule or NoExecute", spec, effect)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, fmt.Errorf("taint %q: key: %s", spec, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return nil, fmt.Errorf("taint %q: value: %s", spec, strings.Join(errs, "; "))
+		}
+		out = append(out, v1.Taint{Key: k, Value: v, Effect: v1.TaintEffect(effect)})
+	}
+	return out, nil
 }
 
 // ParseURLHeader reads kubelet's --manifest-url-header syntax,
@@ -242,10 +297,15 @@ func (c Config) Validate() (warnings []string, err error) {
 		return nil, fmt.Errorf("config: upstream \"url\" needs staticPodURL (--manifest-url)")
 	case up == "none" && c.StaticPodURL != "":
 		return nil, fmt.Errorf("config: staticPodURL %q is set but upstream is \"none\" (use upstream \"url\")", c.StaticPodURL)
-	case up == "kubernetes":
-		return nil, fmt.Errorf("config: upstream \"kubernetes\" is not available yet (none or url)")
-	case up != "url" && up != "none":
-		return nil, fmt.Errorf("config: upstream %q must be none or url", c.Upstream)
+	case up == "kubernetes" && c.Kubeconfig == "":
+		return nil, fmt.Errorf("config: upstream \"kubernetes\" needs kubeconfig (--kubeconfig)")
+	case up != "url" && up != "none" && up != "kubernetes":
+		return nil, fmt.Errorf("config: upstream %q must be none, url or kubernetes", c.Upstream)
+	case up != "kubernetes" && c.Kubeconfig != "":
+		return nil, fmt.Errorf("config: kubeconfig %q is set but upstream is %q (use upstream \"kubernetes\")", c.Kubeconfig, up)
+	}
+	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
+		return nil, fmt.Errorf("config: nodeIP %q is not an IP address", c.NodeIP)
 	}
 	if c.UpstreamPlugin() == "url" && c.HTTPCheckFrequency.Duration < time.Second {
 		return nil, fmt.Errorf("config: httpCheckFrequency %v must be at least 1s", c.HTTPCheckFrequency.Duration)

@@ -25,15 +25,17 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("defaults rejected: %v", err)
 	}
 	for name, mutate := range map[string]func(*Config){
-		"relative root":        func(c *Config) { c.Root = "var/lib/berth" },
-		"bad driver":           func(c *Config) { c.CgroupDriver = "cgroupv3" },
-		"bad log level":        func(c *Config) { c.LogLevel = "loud" },
-		"runc not found":       func(c *Config) { c.RuncBinary = "runc" },
-		"bad node name":        func(c *Config) { c.NodeName = "node_1" },
-		"url without URL":      func(c *Config) { c.Upstream = "url" },
-		"URL with none":        func(c *Config) { c.Upstream, c.StaticPodURL = "none", "http://h/p" },
-		"unknown upstream":     func(c *Config) { c.Upstream = "etcd" },
-		"kubernetes (not yet)": func(c *Config) { c.Upstream = "kubernetes" },
+		"relative root":                 func(c *Config) { c.Root = "var/lib/berth" },
+		"bad driver":                    func(c *Config) { c.CgroupDriver = "cgroupv3" },
+		"bad log level":                 func(c *Config) { c.LogLevel = "loud" },
+		"runc not found":                func(c *Config) { c.RuncBinary = "runc" },
+		"bad node name":                 func(c *Config) { c.NodeName = "node_1" },
+		"url without URL":               func(c *Config) { c.Upstream = "url" },
+		"URL with none":                 func(c *Config) { c.Upstream, c.StaticPodURL = "none", "http://h/p" },
+		"unknown upstream":              func(c *Config) { c.Upstream = "etcd" },
+		"kubernetes without kubeconfig": func(c *Config) { c.Upstream = "kubernetes" },
+		"kubeconfig with url":           func(c *Config) { c.Upstream, c.StaticPodURL, c.Kubeconfig = "url", "http://h/p", "/k" },
+		"bad node IP":                   func(c *Config) { c.Kubeconfig, c.NodeIP = "/k", "10.0.0" },
 		"polling too often": func(c *Config) {
 			c.StaticPodURL, c.HTTPCheckFrequency = "http://h/p", Duration{time.Millisecond}
 		},
@@ -64,5 +66,26 @@ func TestUpstream(t *testing.T) {
 	}
 	if err := ParseURLHeader(h, "novalue"); err == nil {
 		t.Error("a header without a colon was accepted")
+	}
+}
+
+func TestNodeLabelsAndTaints(t *testing.T) {
+	l, err := ParseNodeLabels("example.com/rack=r1,tier=edge")
+	if err != nil || l["example.com/rack"] != "r1" || l["tier"] != "edge" {
+		t.Errorf("labels %v, %v", l, err)
+	}
+	for _, bad := range []string{"novalue", "bad key=x", "k=" + strings.Repeat("v", 64)} {
+		if _, err := ParseNodeLabels(bad); err == nil {
+			t.Errorf("label %q accepted", bad)
+		}
+	}
+	taints, err := ParseTaints("dedicated=edge:NoSchedule,gpu:NoExecute")
+	if err != nil || len(taints) != 2 || taints[0].Value != "edge" || taints[1].Key != "gpu" || taints[1].Effect != "NoExecute" {
+		t.Errorf("taints %v, %v", taints, err)
+	}
+	for _, bad := range []string{"k=v", "k=v:Sometimes", ":NoSchedule"} {
+		if _, err := ParseTaints(bad); err == nil {
+			t.Errorf("taint %q accepted", bad)
+		}
 	}
 }

@@ -41,15 +41,24 @@
 // plugin may therefore assume that while it is disconnected the node
 // goes on running what it last said, for as long as it takes.
 //
-// Optional capabilities (reporting pod status, node status and events
-// upstream, mirror pods) are separate small interfaces a plugin may also
-// implement; berth calls them when it does.
+// Optional capabilities are separate small interfaces a plugin may also
+// implement; berthd calls them once, before Run:
+//
+//   - StatusReporter: the plugin reads the agent's pod statuses (the one
+//     status cache, with change notification) to report them upstream.
+//   - TerminationObserver: the plugin learns when everything of a pod's
+//     version is gone from the node, which graceful deletion needs: a pod
+//     deleted upstream (deletionTimestamp set) stays in the plugin's set,
+//     and berth terminates it within its deletionGracePeriodSeconds
+//     (preStop first) and reports it terminated; only then does the plugin
+//     drop it (and, for Kubernetes, delete it with grace 0).
 package upstream
 
 import (
 	"context"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Plugin supplies this node's desired pods from a control plane.
@@ -67,4 +76,23 @@ type Sink interface {
 	Pods(pods []*v1.Pod)
 	// Connected reports the control plane reachable (nil) or not (why).
 	Connected(err error)
+}
+
+// PodStatuses is the agent's status cache as a plugin reads it: List, then
+// wait on Changed, and no change is missed.
+type PodStatuses interface {
+	List() ([]v1.Pod, uint64)
+	Changed() (<-chan struct{}, uint64)
+}
+
+// StatusReporter is a plugin that reports pod statuses upstream.
+type StatusReporter interface {
+	ReportStatuses(PodStatuses)
+}
+
+// TerminationObserver is a plugin told when a pod's version is gone from
+// the node. PodTerminated must not block; it may be called more than once
+// for the same version.
+type TerminationObserver interface {
+	PodTerminated(namespace, name string, uid types.UID)
 }

@@ -1,0 +1,191 @@
+package kube
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/google/cadvisor/lib/fs"
+	"github.com/google/cadvisor/lib/machine"
+	"github.com/google/cadvisor/lib/utils/sysfs"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// machineFacts is what the Node reports about the machine, read once.
+type machineFacts struct {
+	cores            int
+	memory           uint64
+	hugePages        map[uint64]uint64 // page size in KiB → pages
+	ephemeralStorage uint64            // the filesystem holding berth's root
+	machineID        string
+	systemUUID       string
+	bootID           string
+	kernel, osImage  string
+}
+
+// readMachine asks cAdvisor, as kubelet does.
+func readMachine(root string) (machineFacts, error) {
+	fsInfo, err := fs.NewFsInfo(fs.Context{})
+	if err != nil {
+		return machineFacts{}, fmt.Errorf("filesystems: %w", err)
+	}
+	mi, err := machine.Info(sysfs.NewRealSysFs(), fsInfo, true)
+	if err != nil {
+		return machineFacts{}, fmt.Errorf("machine info: %w", err)
+	}
+	f := machineFacts{cores: mi.NumCores, memory: mi.MemoryCapacity, hugePages: map[uint64]uint64{},
+		machineID: mi.MachineID, systemUUID: mi.SystemUUID, bootID: mi.BootID,
+		kernel: machine.KernelVersion(), osImage: machine.ContainerOsVersion()}
+	for _, hp := range mi.HugePages {
+		f.hugePages[hp.PageSize] = hp.NumPages
+	}
+	if dev, err := fsInfo.GetDirFsDevice(root); err == nil {
+		for _, fsys := range mi.Filesystems {
+			if fsys.Device == dev.Device {
+				f.ephemeralStorage = fsys.Capacity
+			}
+		}
+	}
+	return f, nil
+}
+
+// Eviction thresholds kubelet holds back from allocatable by default
+// (memory.available<100Mi, nodefs.available<10%): berth reports the same
+// allocatable so that the scheduler places the same pods.
+const (
+	reservedMemory       = 100 << 20
+	reservedStoragePerce = 10
+)
+
+// resources are the Node's capacity and allocatable.
+func resources(f machineFacts, maxPods int) (capacity, allocatable v1.ResourceList) {
+	capacity = v1.ResourceList{
+		v1.ResourceCPU:              *resource.NewQuantity(int64(f.cores), resource.DecimalSI),
+		v1.ResourceMemory:           *resource.NewQuantity(int64(f.memory), resource.BinarySI),
+		v1.ResourcePods:             *resource.NewQuantity(int64(maxPods), resource.DecimalSI),
+		v1.ResourceEphemeralStorage: *resource.NewQuantity(int64(f.ephemeralStorage), resource.BinarySI),
+	}
+	var huge int64
+	for size, pages := range f.hugePages {
+		name := v1.ResourceName(v1.ResourceHugePagesPrefix + resource.NewQuantity(int64(size)<<10, resource.BinarySI).String())
+		capacity[name] = *resource.NewQuantity(int64(size<<10*pages), resource.BinarySI)
+		huge += int64(size << 10 * pages)
+	}
+	allocatable = capacity.DeepCopy()
+	allocatable[v1.ResourceMemory] = *resource.NewQuantity(max(int64(f.memory)-reservedMemory-huge, 0), resource.BinarySI)
+	allocatable[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(f.ephemeralStorage)*(100-reservedStoragePerce)/100, resource.BinarySI)
+	return capacity, allocatable
+}
+
+// nodeFacts is what one status computation reads.
+type nodeFacts struct {
+	machine          machineFacts
+	maxPods          int
+	addresses        []v1.NodeAddress
+	runtimeVersion   string // <runtime>://<version>
+	runtime          *runtimeapi.RuntimeStatus
+	runtimeErr       error
+	kubeletVersion   string
+	kubeletPort      int32
+	now              metav1.Time
+	conditionsBefore []v1.NodeCondition
+}
+
+// nodeStatus computes the Node's status: pure, so its rules are
+// table-tested.
+func nodeStatus(f nodeFacts) v1.NodeStatus {
+	capacity, allocatable := resources(f.machine, f.maxPods)
+	return v1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: allocatable,
+		Addresses:   f.addresses,
+		Conditions:  nodeConditions(f),
+		NodeInfo: v1.NodeSystemInfo{
+			MachineID: f.machine.machineID, SystemUUID: f.machine.systemUUID, BootID: f.machine.bootID,
+			KernelVersion: f.machine.kernel, OSImage: f.machine.osImage,
+			ContainerRuntimeVersion: f.runtimeVersion, KubeletVersion: f.kubeletVersion,
+			OperatingSystem: runtime.GOOS, Architecture: runtime.GOARCH,
+		},
+		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: f.kubeletPort}},
+	}
+}
+
+// nodeConditions are kubelet's four conditions. Ready needs the runtime
+// and the pod network ready, as the CRI says; the pressure conditions
+// are False until berth has an eviction manager. A condition's transition
+// time moves only when its status does.
+func nodeConditions(f nodeFacts) []v1.NodeCondition {
+	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "berth is posting ready status"}
+	switch {
+	case f.runtimeErr != nil:
+		ready.Status, ready.Reason, ready.Message = v1.ConditionFalse, "KubeletNotReady", "container runtime is down: "+f.runtimeErr.Error()
+	default:
+		for _, c := range []string{runtimeapi.RuntimeReady, runtimeapi.NetworkReady} {
+			if cond := runtimeCondition(f.runtime, c); cond == nil || !cond.Status {
+				msg := "container runtime status check: " + c + " is false"
+				if cond != nil && cond.Message != "" {
+					msg += ": " + cond.Reason + ": " + cond.Message
+				}
+				if c == runtimeapi.NetworkReady {
+					msg = "container runtime network not ready: " + msg
+				}
+				ready.Status, ready.Reason, ready.Message = v1.ConditionFalse, "KubeletNotReady", msg
+				break
+			}
+		}
+	}
+	conds := []v1.NodeCondition{
+		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "berth has sufficient memory available"},
+		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "berth has no disk pressure"},
+		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "berth has sufficient PID available"},
+		ready,
+	}
+	for i := range conds {
+		conds[i].LastHeartbeatTime, conds[i].LastTransitionTime = f.now, f.now
+		for _, old := range f.conditionsBefore {
+			if old.Type == conds[i].Type && old.Status == conds[i].Status {
+				conds[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	return conds
+}
+
+func runtimeCondition(st *runtimeapi.RuntimeStatus, typ string) *runtimeapi.RuntimeCondition {
+	for _, c := range st.GetConditions() {
+		if c.GetType() == typ {
+			return c
+		}
+	}
+	return nil
+}
+
+// sameStatus says whether two statuses differ in more than heartbeat
+// times: only then must the Node be written before the report period.
+func sameStatus(a, b v1.NodeStatus) bool {
+	strip := func(s v1.NodeStatus) v1.NodeStatus {
+		s = *s.DeepCopy()
+		for i := range s.Conditions {
+			s.Conditions[i].LastHeartbeatTime = metav1.Time{}
+		}
+		s.Images, s.VolumesInUse, s.VolumesAttached = nil, nil, nil
+		return s
+	}
+	return equalJSON(strip(a), strip(b))
+}
+
+// nodeLabels are the well-known labels kubelet sets on its Node, with the
+// operator's --node-labels over them.
+func nodeLabels(name string, extra map[string]string) map[string]string {
+	l := map[string]string{
+		v1.LabelHostname:   name,
+		v1.LabelOSStable:   runtime.GOOS,
+		v1.LabelArchStable: runtime.GOARCH,
+	}
+	for k, v := range extra {
+		l[k] = v
+	}
+	return l
+}

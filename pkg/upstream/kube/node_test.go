@@ -1,0 +1,97 @@
+package kube
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+var t0 = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+
+func runtimeStatus(runtimeReady, networkReady bool) *runtimeapi.RuntimeStatus {
+	return &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+		{Type: runtimeapi.RuntimeReady, Status: runtimeReady},
+		{Type: runtimeapi.NetworkReady, Status: networkReady, Reason: "NetworkPluginNotReady", Message: "no network config"},
+	}}
+}
+
+func TestNodeConditions(t *testing.T) {
+	ready := func(f nodeFacts) v1.NodeCondition {
+		for _, c := range nodeConditions(f) {
+			if c.Type == v1.NodeReady {
+				return c
+			}
+		}
+		t.Fatal("no Ready condition")
+		return v1.NodeCondition{}
+	}
+	tests := []struct {
+		name   string
+		facts  nodeFacts
+		status v1.ConditionStatus
+		msg    string
+	}{
+		{"runtime and network ready", nodeFacts{runtime: runtimeStatus(true, true)}, v1.ConditionTrue, "berth is posting ready status"},
+		{"network not ready", nodeFacts{runtime: runtimeStatus(true, false)}, v1.ConditionFalse,
+			"container runtime network not ready: container runtime status check: NetworkReady is false: NetworkPluginNotReady: no network config"},
+		{"runtime not ready", nodeFacts{runtime: runtimeStatus(false, true)}, v1.ConditionFalse, "container runtime status check: RuntimeReady is false"},
+		{"runtime down", nodeFacts{runtimeErr: errors.New("connection refused")}, v1.ConditionFalse, "container runtime is down: connection refused"},
+		{"no conditions", nodeFacts{runtime: &runtimeapi.RuntimeStatus{}}, v1.ConditionFalse, "container runtime status check: RuntimeReady is false"},
+	}
+	for _, tt := range tests {
+		c := ready(tt.facts)
+		if c.Status != tt.status || c.Message != tt.msg {
+			t.Errorf("%s: Ready %s %q, want %s %q", tt.name, c.Status, c.Message, tt.status, tt.msg)
+		}
+	}
+
+	// Transition times move only with the status; heartbeats always.
+	before := nodeConditions(nodeFacts{runtime: runtimeStatus(true, true), now: t0})
+	later := metav1.NewTime(t0.Add(time.Minute))
+	same := nodeConditions(nodeFacts{runtime: runtimeStatus(true, true), now: later, conditionsBefore: before})
+	flipped := nodeConditions(nodeFacts{runtime: runtimeStatus(true, false), now: later, conditionsBefore: before})
+	for i := range same {
+		if !same[i].LastTransitionTime.Equal(&t0) || !same[i].LastHeartbeatTime.Equal(&later) {
+			t.Errorf("%s unchanged: transition %v heartbeat %v", same[i].Type, same[i].LastTransitionTime, same[i].LastHeartbeatTime)
+		}
+		want := t0
+		if flipped[i].Type == v1.NodeReady {
+			want = later
+		}
+		if !flipped[i].LastTransitionTime.Equal(&want) {
+			t.Errorf("%s after Ready flipped: transition %v, want %v", flipped[i].Type, flipped[i].LastTransitionTime, want)
+		}
+	}
+	// A status that differs only in heartbeats need not be written.
+	a := nodeStatus(nodeFacts{runtime: runtimeStatus(true, true), now: t0})
+	b := nodeStatus(nodeFacts{runtime: runtimeStatus(true, true), now: later, conditionsBefore: a.Conditions})
+	c := nodeStatus(nodeFacts{runtime: runtimeStatus(true, false), now: later, conditionsBefore: a.Conditions})
+	if !sameStatus(a, b) || sameStatus(a, c) {
+		t.Errorf("sameStatus: heartbeat only %v, Ready flipped %v", sameStatus(a, b), sameStatus(a, c))
+	}
+}
+
+func TestResources(t *testing.T) {
+	f := machineFacts{cores: 2, memory: 4 << 30, hugePages: map[uint64]uint64{2048: 10}, ephemeralStorage: 100 << 30}
+	capacity, alloc := resources(f, 110)
+	want := map[v1.ResourceName][2]string{
+		v1.ResourceCPU:              {"2", "2"},
+		v1.ResourceMemory:           {"4Gi", "3976Mi"}, // less the 100Mi eviction reserve and 20Mi of huge pages
+		v1.ResourcePods:             {"110", "110"},
+		v1.ResourceEphemeralStorage: {"100Gi", "90Gi"},
+		"hugepages-2Mi":             {"20Mi", "20Mi"},
+	}
+	for r, w := range want {
+		c, a := capacity[r], alloc[r]
+		if c.String() != w[0] || a.String() != w[1] {
+			t.Errorf("%s: capacity %s allocatable %s, want %s %s", r, c.String(), a.String(), w[0], w[1])
+		}
+	}
+	if len(capacity) != len(want) {
+		t.Errorf("capacity %v", capacity)
+	}
+}

@@ -1,0 +1,306 @@
+// Package kube is the "kubernetes" upstream plugin: berth joins a real
+// cluster as a Node. It registers the Node (capacity from cAdvisor, the
+// runtime's readiness from the CRI), keeps a Lease in kube-node-lease
+// renewed, watches the pods bound to the node and hands them to berth's
+// pod workers, and reports their status back through the status
+// subresource. A pod deleted through the API is terminated with its
+// grace period and then deleted with grace 0, as kubelet does.
+//
+// API traffic follows kubelet's cadence: a lease renewal every 10 s, the
+// Node's status written when it changes and at least every 5 minutes, one
+// watch of pods with a field selector, and a status patch only when a
+// pod's status changed.
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
+
+	"github.com/berth-project/berth/pkg/upstream"
+)
+
+// runtimeInfo is the slice of the CRI the plugin reads: the runtime's
+// name and version for the Node, its readiness for the Ready condition.
+type runtimeInfo interface {
+	Version(ctx context.Context, in *runtimeapi.VersionRequest, opts ...grpc.CallOption) (*runtimeapi.VersionResponse, error)
+	Status(ctx context.Context, in *runtimeapi.StatusRequest, opts ...grpc.CallOption) (*runtimeapi.StatusResponse, error)
+}
+
+// Config is what the plugin needs.
+type Config struct {
+	// Kubeconfig is a kubeconfig file with this node's credentials; the
+	// server must be https.
+	Kubeconfig string
+	NodeName   string
+	// NodeIP is the node's InternalIP; "" means the first global unicast
+	// address of the host.
+	NodeIP     string
+	NodeLabels map[string]string
+	Taints     []v1.Taint
+	Runtime    runtimeInfo
+	// Root is berth's --root: its filesystem is the ephemeral storage.
+	Root    string
+	MaxPods int
+	// Version is reported as the Node's kubeletVersion.
+	Version string
+	Clock   clock.WithTicker
+	Log     *slog.Logger
+}
+
+// Plugin is a Node of a Kubernetes cluster.
+type Plugin struct {
+	cfg         Config
+	client      *apiClient
+	statuses    upstream.PodStatuses
+	allocatable v1.ResourceList // set by Run before its loops start
+
+	terminated chan types.UID
+	mu         sync.Mutex
+	doneUIDs   map[types.UID]bool // versions the agent reported gone
+}
+
+// Timings, kubelet's defaults.
+const (
+	leaseDuration        = 40 * time.Second
+	leaseRenew           = 10 * time.Second
+	nodeStatusUpdate     = 10 * time.Second
+	nodeStatusReport     = 5 * time.Minute
+	nodeLeaseNamespace   = "kube-node-lease"
+	defaultMaxPods       = 110
+	kubeletPort          = 10250
+	configSourceAPI      = "api"
+	configSourceAnnotKey = "kubernetes.io/config.source"
+)
+
+// New reads the kubeconfig and returns the plugin; nothing is contacted
+// before Run.
+func New(cfg Config) (*Plugin, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+	}
+	if !strings.HasPrefix(rc.Host, "https://") || rc.Insecure {
+		return nil, fmt.Errorf("kubeconfig %s: server %q: berth talks to the API server over verified TLS only", cfg.Kubeconfig, rc.Host)
+	}
+	rc.UserAgent = "berth/" + cfg.Version
+	client, err := newAPIClient(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+	}
+	return newWithClient(cfg, client), nil
+}
+
+func newWithClient(cfg Config, client *apiClient) *Plugin {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.MaxPods == 0 {
+		cfg.MaxPods = defaultMaxPods
+	}
+	return &Plugin{cfg: cfg, client: client, terminated: make(chan types.UID, 256), doneUIDs: map[types.UID]bool{}}
+}
+
+// Name is "kubernetes".
+func (p *Plugin) Name() string { return "kubernetes" }
+
+// ReportStatuses is upstream.StatusReporter's.
+func (p *Plugin) ReportStatuses(s upstream.PodStatuses) { p.statuses = s }
+
+// PodTerminated is upstream.TerminationObserver's.
+func (p *Plugin) PodTerminated(_, _ string, uid types.UID) {
+	p.mu.Lock()
+	p.doneUIDs[uid] = true
+	p.mu.Unlock()
+	select {
+	case p.terminated <- uid:
+	default: // the pod loop also looks at doneUIDs on every pass
+	}
+}
+
+func (p *Plugin) isDone(uid types.UID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.doneUIDs[uid]
+}
+
+// Run registers the node, then keeps the lease, the node's status and the
+// pods in sync until ctx ends.
+func (p *Plugin) Run(ctx context.Context, sink upstream.Sink) error {
+	facts, err := readMachine(p.cfg.Root)
+	if err != nil {
+		return err
+	}
+	_, p.allocatable = resources(facts, p.cfg.MaxPods)
+	var node *v1.Node
+	for retry := time.Second; ; retry = min(retry*2, 30*time.Second) {
+		if node, err = p.register(ctx, facts); err == nil {
+			break
+		}
+		sink.Connected(fmt.Errorf("register node %s: %w", p.cfg.NodeName, err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.cfg.Clock.After(retry):
+		}
+	}
+	sink.Connected(nil)
+	p.cfg.Log.Info("node registered", "node", node.Name, "uid", node.UID)
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){
+		func(ctx context.Context) { p.renewLease(ctx, node, sink) },
+		func(ctx context.Context) { p.syncNodeStatus(ctx, facts, node.Status) },
+		func(ctx context.Context) { p.syncPods(ctx, sink) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// register creates the Node, or adopts the existing one (after a restart,
+// or one an operator made): its labels and taints are kubelet's to keep.
+func (p *Plugin) register(ctx context.Context, facts machineFacts) (*v1.Node, error) {
+	st, err := p.nodeStatus(ctx, facts, nil)
+	if err != nil {
+		return nil, err
+	}
+	want := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: p.cfg.NodeName, Labels: nodeLabels(p.cfg.NodeName, p.cfg.NodeLabels)},
+		Spec:       v1.NodeSpec{Taints: p.cfg.Taints},
+		Status:     st,
+	}
+	created, err := p.client.createNode(ctx, want)
+	if err == nil {
+		return created, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	existing, err := p.client.getNode(ctx, p.cfg.NodeName, "")
+	if err != nil {
+		return nil, err
+	}
+	changed := false
+	for k, v := range want.Labels {
+		if existing.Labels[k] != v {
+			if existing.Labels == nil {
+				existing.Labels = map[string]string{}
+			}
+			existing.Labels[k], changed = v, true
+		}
+	}
+	if changed {
+		if existing, err = p.client.updateNode(ctx, existing); err != nil {
+			return nil, err
+		}
+	}
+	if existing.Status, err = p.nodeStatus(ctx, facts, existing.Status.Conditions); err != nil {
+		return nil, err
+	}
+	return p.client.updateNodeStatus(ctx, existing)
+}
+
+// nodeStatus asks the runtime and computes the Node's status.
+func (p *Plugin) nodeStatus(ctx context.Context, m machineFacts, before []v1.NodeCondition) (v1.NodeStatus, error) {
+	f := nodeFacts{machine: m, maxPods: p.cfg.MaxPods, kubeletVersion: p.cfg.Version, kubeletPort: kubeletPort,
+		now: metav1.NewTime(p.cfg.Clock.Now()), conditionsBefore: before}
+	addrs, err := p.addresses()
+	if err != nil {
+		return v1.NodeStatus{}, err
+	}
+	f.addresses = addrs
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if v, err := p.cfg.Runtime.Version(cctx, &runtimeapi.VersionRequest{}); err == nil {
+		f.runtimeVersion = v.GetRuntimeName() + "://" + v.GetRuntimeVersion()
+	}
+	st, err := p.cfg.Runtime.Status(cctx, &runtimeapi.StatusRequest{})
+	f.runtime, f.runtimeErr = st.GetStatus(), err
+	return nodeStatus(f), nil
+}
+
+// addresses are the node's InternalIP and Hostname.
+func (p *Plugin) addresses() ([]v1.NodeAddress, error) {
+	ip := p.cfg.NodeIP
+	if ip == "" {
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() && n.IP.To4() != nil {
+				ip = n.IP.String()
+				break
+			}
+		}
+	}
+	var out []v1.NodeAddress
+	if ip != "" {
+		out = append(out, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip})
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = p.cfg.NodeName
+	}
+	return append(out, v1.NodeAddress{Type: v1.NodeHostName, Address: strings.ToLower(host)}), nil
+}
+
+// syncNodeStatus writes the Node's status when it changes, and at least
+// every nodeStatusReport.
+func (p *Plugin) syncNodeStatus(ctx context.Context, facts machineFacts, last v1.NodeStatus) {
+	tick := p.cfg.Clock.NewTicker(nodeStatusUpdate)
+	defer tick.Stop()
+	lastReport := p.cfg.Clock.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+		}
+		st, err := p.nodeStatus(ctx, facts, last.Conditions)
+		if err != nil {
+			p.cfg.Log.Warn("node status", "err", err)
+			continue
+		}
+		if sameStatus(st, last) && p.cfg.Clock.Since(lastReport) < nodeStatusReport {
+			continue
+		}
+		node, err := p.client.getNode(ctx, p.cfg.NodeName, "0")
+		if err == nil {
+			node.Status = st
+			_, err = p.client.updateNodeStatus(ctx, node)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				p.cfg.Log.Warn("update node status", "node", p.cfg.NodeName, "err", err)
+			}
+			continue
+		}
+		last, lastReport = st, p.cfg.Clock.Now()
+	}
+}
+
+func equalJSON(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }

@@ -1,0 +1,314 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"github.com/berth-project/berth/pkg/upstream"
+)
+
+// syncPods watches the pods bound to this node (one watch, a field
+// selector, resumed from its resource version by client-go's reflector),
+// hands the complete set to the sink whenever it changes, reports the
+// agent's statuses, and finishes graceful deletions.
+func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink) {
+	inf := cache.NewSharedIndexInformer(p.client.podsOn(p.cfg.NodeName), &v1.Pod{}, 0, cache.Indexers{})
+	changed := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(any, any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	})
+	go inf.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return
+	}
+	var statusChanged <-chan struct{}
+	rejected := map[types.UID]string{} // reported, so not patched again
+	for {
+		var apiPods []*v1.Pod
+		for _, o := range inf.GetStore().List() {
+			apiPods = append(apiPods, o.(*v1.Pod))
+		}
+		desired, rejects := p.admit(apiPods)
+		sink.Pods(desired)
+		for _, r := range rejects {
+			if rejected[r.pod.UID] != r.message {
+				p.reject(ctx, r)
+				rejected[r.pod.UID] = r.message
+			}
+		}
+		if p.statuses != nil {
+			var statuses []v1.Pod
+			statuses, _ = p.statuses.List()
+			statusChanged, _ = p.statuses.Changed()
+			p.reportStatuses(ctx, apiPods, statuses)
+		}
+		p.finishDeletions(ctx, apiPods)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-statusChanged:
+		case <-p.terminated:
+		case <-p.cfg.Clock.After(time.Minute): // a safety net for lost wake-ups
+		}
+	}
+}
+
+// rejection is a pod the node will not run, as kubelet's admission words it.
+type rejection struct {
+	pod             *v1.Pod
+	reason, message string
+}
+
+// admit picks what runs: pods that are not finished, in creation order,
+// that the node can run. A pod already past Pending was admitted before
+// (by this node, before a restart) and keeps its place.
+func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
+	sort.Slice(apiPods, func(i, j int) bool {
+		a, b := apiPods[i].CreationTimestamp, apiPods[j].CreationTimestamp
+		if !a.Equal(&b) {
+			return a.Before(&b)
+		}
+		return apiPods[i].UID < apiPods[j].UID
+	})
+	var out []*v1.Pod
+	var rejects []rejection
+	var used v1.ResourceList
+	ports := map[string]string{}
+	allocatable := p.allocatable
+	for _, pod := range apiPods {
+		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+			continue
+		}
+		if pod.DeletionTimestamp != nil && p.isDone(pod.UID) {
+			continue // terminated: only the API object is left to delete
+		}
+		if reason, msg := p.admissible(pod, used, allocatable, ports); reason != "" && pod.Status.Phase == v1.PodPending {
+			rejects = append(rejects, rejection{pod: pod, reason: reason, message: msg})
+			continue
+		}
+		used = addRequests(used, pod)
+		for _, hp := range hostPorts(pod) {
+			ports[hp] = pod.Namespace + "/" + pod.Name
+		}
+		// Without what changes with every status write: the agent needs
+		// the spec, and the journal is rewritten only when it changes.
+		q := pod.DeepCopy()
+		q.ResourceVersion, q.ManagedFields, q.Status = "", nil, v1.PodStatus{}
+		if q.Annotations == nil {
+			q.Annotations = map[string]string{}
+		}
+		q.Annotations[configSourceAnnotKey] = configSourceAPI
+		out = append(out, q)
+	}
+	return out, rejects
+}
+
+// admissible says why the node cannot run pod, or "".
+func (p *Plugin) admissible(pod *v1.Pod, used, allocatable v1.ResourceList, ports map[string]string) (reason, message string) {
+	if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" {
+		return "UnsupportedRuntimeClass", fmt.Sprintf("runtime class %q is not available on node %s (berth runs runc only)", *rc, p.cfg.NodeName)
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.EmptyDir == nil && v.HostPath == nil && v.DownwardAPI == nil {
+			return "UnsupportedVolume", fmt.Sprintf("volume %q: its source is not supported by berth yet (emptyDir, hostPath and downwardAPI are)", v.Name)
+		}
+	}
+	for _, hp := range hostPorts(pod) {
+		if other, ok := ports[hp]; ok {
+			return "NodePorts", fmt.Sprintf("node %s didn't have free ports for the requested pod ports: %s is used by pod %s", p.cfg.NodeName, hp, other)
+		}
+	}
+	want := addRequests(used, pod)
+	for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage} {
+		// As the scheduler: only what the pod asks for is checked.
+		w, have := want[r], allocatable[r]
+		if req := requestOf(pod, r); !req.IsZero() && w.Cmp(have) > 0 {
+			req, u := requestOf(pod, r), used[r]
+			return "OutOf" + string(r), fmt.Sprintf("Node didn't have enough resource: %s, requested: %s, used: %s, allocatable: %s",
+				r, req.String(), u.String(), have.String())
+		}
+	}
+	return "", ""
+}
+
+func hostPorts(pod *v1.Pod) []string {
+	var out []string
+	for _, c := range pod.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.HostPort != 0 {
+				proto := port.Protocol
+				if proto == "" {
+					proto = v1.ProtocolTCP
+				}
+				out = append(out, fmt.Sprintf("%s/%s:%d", proto, port.HostIP, port.HostPort))
+			}
+		}
+	}
+	return out
+}
+
+// requestOf is the pod's effective request: the larger of its app
+// containers' sum and its largest init container, as the scheduler counts.
+func requestOf(pod *v1.Pod, r v1.ResourceName) resource.Quantity {
+	var sum resource.Quantity
+	for _, c := range pod.Spec.Containers {
+		if q, ok := c.Resources.Requests[r]; ok {
+			sum.Add(q)
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if q, ok := c.Resources.Requests[r]; ok && q.Cmp(sum) > 0 {
+			sum = q.DeepCopy()
+		}
+	}
+	if q, ok := pod.Spec.Overhead[r]; ok {
+		sum.Add(q)
+	}
+	return sum
+}
+
+func addRequests(used v1.ResourceList, pod *v1.Pod) v1.ResourceList {
+	out := used.DeepCopy()
+	if out == nil {
+		out = v1.ResourceList{}
+	}
+	for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage} {
+		q := out[r]
+		q.Add(requestOf(pod, r))
+		out[r] = q
+	}
+	return out
+}
+
+// reject fails the pod in the API, as kubelet's admission does.
+func (p *Plugin) reject(ctx context.Context, r rejection) {
+	st := r.pod.Status.DeepCopy()
+	st.Phase, st.Reason, st.Message = v1.PodFailed, r.reason, "Pod was rejected: "+r.message
+	if err := p.patchStatus(ctx, r.pod, *st); err != nil {
+		p.cfg.Log.Warn("reject pod", "pod", r.pod.Namespace+"/"+r.pod.Name, "err", err)
+		return
+	}
+	p.cfg.Log.Info("pod rejected", "pod", r.pod.Namespace+"/"+r.pod.Name, "reason", r.reason, "message", r.message)
+}
+
+// reportStatuses patches each pod whose status in the agent's cache
+// differs from the API's.
+func (p *Plugin) reportStatuses(ctx context.Context, apiPods []*v1.Pod, statuses []v1.Pod) {
+	byKey := map[string]*v1.Pod{}
+	for i := range statuses {
+		byKey[statuses[i].Namespace+"/"+statuses[i].Name] = &statuses[i]
+	}
+	for _, pod := range apiPods {
+		agent, ok := byKey[pod.Namespace+"/"+pod.Name]
+		if !ok || agent.UID != pod.UID {
+			continue
+		}
+		st := mergeStatus(pod.Status, agent.Status)
+		if equality.Semantic.DeepEqual(st, pod.Status) {
+			continue
+		}
+		if err := p.patchStatus(ctx, pod, st); err != nil && ctx.Err() == nil {
+			p.cfg.Log.Warn("report pod status", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+	}
+}
+
+// mergeStatus is the agent's status with what others own in the API's:
+// conditions the agent does not set (PodScheduled, readiness gates) and a
+// nominated node. A terminal phase in the API is never undone.
+func mergeStatus(api, agent v1.PodStatus) v1.PodStatus {
+	st := *agent.DeepCopy()
+	own := map[v1.PodConditionType]bool{}
+	for _, c := range st.Conditions {
+		own[c.Type] = true
+	}
+	for _, c := range api.Conditions {
+		if !own[c.Type] {
+			st.Conditions = append(st.Conditions, c)
+		}
+	}
+	sort.SliceStable(st.Conditions, func(i, j int) bool { return st.Conditions[i].Type < st.Conditions[j].Type })
+	st.NominatedNodeName = api.NominatedNodeName
+	if api.Phase == v1.PodSucceeded || api.Phase == v1.PodFailed {
+		st.Phase = api.Phase
+	}
+	// Times in the API have second precision: compare like with like.
+	return roundTrip(st)
+}
+
+func roundTrip(st v1.PodStatus) v1.PodStatus {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return st
+	}
+	var out v1.PodStatus
+	if json.Unmarshal(data, &out) != nil {
+		return st
+	}
+	return out
+}
+
+// patchStatus replaces the pod's status through the status subresource;
+// the UID in the patch makes it fail for another pod of the same name.
+func (p *Plugin) patchStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus) error {
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"uid": pod.UID},
+		"status":   st,
+	})
+	if err != nil {
+		return err
+	}
+	return p.client.patchPodStatus(ctx, pod.Namespace, pod.Name, patch)
+}
+
+// finishDeletions deletes, with grace 0, the pods deleted through the API
+// that the agent has terminated.
+func (p *Plugin) finishDeletions(ctx context.Context, apiPods []*v1.Pod) {
+	present := map[types.UID]bool{}
+	for _, pod := range apiPods {
+		present[pod.UID] = true
+	}
+	p.mu.Lock()
+	for uid := range p.doneUIDs {
+		if !present[uid] {
+			delete(p.doneUIDs, uid)
+		}
+	}
+	p.mu.Unlock()
+	for _, pod := range apiPods {
+		if pod.DeletionTimestamp == nil || !p.isDone(pod.UID) {
+			continue
+		}
+		err := p.client.deletePod(ctx, pod.Namespace, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: ptr.To[int64](0),
+			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+		})
+		switch {
+		case err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+			p.cfg.Log.Info("pod deleted", "pod", pod.Namespace+"/"+pod.Name, "uid", pod.UID)
+		case ctx.Err() == nil:
+			p.cfg.Log.Warn("delete pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+	}
+}
