@@ -60,8 +60,13 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	if o, ok := plugin.(upstream.TerminationObserver); ok {
 		terminated = o.PodTerminated
 	}
+	var volumes upstream.VolumeSource
+	if v, ok := plugin.(upstream.VolumeSource); ok {
+		volumes = v
+	}
 	mgr := agent.New(agent.Config{
 		Terminated:     terminated,
+		VolumeFiles:    volumes,
 		NodeName:       nodeName,
 		LogDir:         cfg.PodLogsDir,
 		PodDir:         filepath.Join(cfg.Root, "pods"),
@@ -151,16 +156,22 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeServiceClient, log *slog.Logger) (upstream.Plugin, error) {
 	switch cfg.UpstreamPlugin() {
 	case "kubernetes":
+		certDir := cfg.CertDir
+		if certDir == "" {
+			certDir = filepath.Join(cfg.Root, "pki")
+		}
 		return kube.New(kube.Config{
-			Kubeconfig: cfg.Kubeconfig,
-			NodeName:   nodeName,
-			NodeIP:     cfg.NodeIP,
-			NodeLabels: cfg.NodeLabels,
-			Taints:     cfg.RegisterWithTaints,
-			Runtime:    rt,
-			Root:       cfg.Root,
-			Version:    kubeletVersion,
-			Log:        log.With("upstream", "kubernetes"),
+			Kubeconfig:          cfg.Kubeconfig,
+			BootstrapKubeconfig: cfg.BootstrapKubeconfig,
+			CertDir:             certDir,
+			NodeName:            nodeName,
+			NodeIP:              cfg.NodeIP,
+			NodeLabels:          cfg.NodeLabels,
+			Taints:              cfg.RegisterWithTaints,
+			Runtime:             rt,
+			Root:                cfg.Root,
+			Version:             kubeletVersion,
+			Log:                 log.With("upstream", "kubernetes"),
 		})
 	case "url":
 		return manifesturl.New(manifesturl.Config{

@@ -76,6 +76,8 @@ func run() error {
 	fs.StringVar(&cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", cfg.ContainerRuntimeEndpoint, "CRI endpoint the agent drives (default: berthd's own)")
 	fs.StringVar(&cfg.Upstream, "upstream", cfg.Upstream, "control plane plugin: none, url or kubernetes (default: url with --manifest-url, kubernetes with --kubeconfig)")
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig with this node's credentials: berth joins that cluster as a Node")
+	fs.StringVar(&cfg.BootstrapKubeconfig, "bootstrap-kubeconfig", cfg.BootstrapKubeconfig, "kubeconfig with a bootstrap token: berth asks the cluster for a node certificate and writes --kubeconfig")
+	fs.StringVar(&cfg.CertDir, "cert-dir", cfg.CertDir, "directory of the node's client certificate (default: <root>/pki)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the Node's InternalIP (default: the host's first global address)")
 	fs.Func("node-labels", "labels of the Node, 'key=value,key=value'", func(s string) (err error) {
 		cfg.NodeLabels, err = config.ParseNodeLabels(s)
@@ -181,6 +183,10 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.Upstream = from.Upstream
 	case "kubeconfig":
 		cfg.Kubeconfig = from.Kubeconfig
+	case "bootstrap-kubeconfig":
+		cfg.BootstrapKubeconfig = from.BootstrapKubeconfig
+	case "cert-dir":
+		cfg.CertDir = from.CertDir
 	case "node-ip":
 		cfg.NodeIP = from.NodeIP
 	case "node-labels":

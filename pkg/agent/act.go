@@ -180,7 +180,7 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, c *sandboxCreat
 		return "", nil, err
 	}
 	cfg.Annotations[annotationStartTime] = c.startTime.UTC().Format(time.RFC3339Nano)
-	if err := w.prepareVolumes(pod); err != nil {
+	if err := w.prepareVolumes(ctx, pod); err != nil {
 		return "", nil, err
 	}
 	if err := w.m.applyPodCgroup(pod); err != nil {

@@ -45,6 +45,9 @@ type Config struct {
 	Status *podstatus.Cache
 	// Events receives the pods' events; New makes one if nil.
 	Events *events.Recorder
+	// VolumeFiles supplies configMap, secret and projected volumes (the
+	// upstream plugin); without it such volumes fail.
+	VolumeFiles volumeFiles
 	// Terminated, if set, is called once everything of a pod's version
 	// (its UID) is gone from the node. It must not block.
 	Terminated func(namespace, name string, uid types.UID)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,13 +10,14 @@ import (
 	"sort"
 	"strconv"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/pkg/upstream"
 )
 
 // volumesDir is where a pod's emptyDir and downwardAPI volumes live.
@@ -25,8 +27,9 @@ func (m *Manager) volumePath(uid types.UID, kind, name string) string {
 
 // prepareVolumes makes the pod's volumes before its sandbox exists:
 // emptyDirs (a size-limited tmpfs for medium Memory), hostPaths checked or
-// created per their type, downwardAPI files written.
-func (w *worker) prepareVolumes(pod *v1.Pod) error {
+// created per their type, downwardAPI files written, configMap, secret and
+// projected volumes filled from the upstream (projected.go).
+func (w *worker) prepareVolumes(ctx context.Context, pod *v1.Pod) error {
 	for _, v := range pod.Spec.Volumes {
 		var err error
 		switch {
@@ -36,6 +39,8 @@ func (w *worker) prepareVolumes(pod *v1.Pod) error {
 			err = checkHostPath(v.HostPath)
 		case v.DownwardAPI != nil:
 			err = w.writeDownwardAPI(pod, v.Name, v.DownwardAPI)
+		case v.ConfigMap != nil || v.Secret != nil || v.Projected != nil:
+			err = w.writeProjected(ctx, pod, v)
 		default:
 			err = errors.New("unsupported volume source")
 		}
@@ -123,7 +128,8 @@ func checkHostPath(hp *v1.HostPathVolumeSource) error {
 	return nil
 }
 
-// writeDownwardAPI writes the volume's files from the pod's metadata.
+// writeDownwardAPI writes the volume's files from the pod's metadata, as
+// one atomic version (see writeAtomically).
 func (w *worker) writeDownwardAPI(pod *v1.Pod, name string, src *v1.DownwardAPIVolumeSource) error {
 	dir := w.m.volumePath(pod.UID, "downward-api", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -133,7 +139,23 @@ func (w *worker) writeDownwardAPI(pod *v1.Pod, name string, src *v1.DownwardAPIV
 	if src.DefaultMode != nil {
 		mode = os.FileMode(*src.DefaultMode)
 	}
-	for _, item := range src.Items {
+	files, err := w.downwardFiles(pod, src.Items)
+	if err != nil {
+		return err
+	}
+	for i := range files {
+		if files[i].Mode == 0 {
+			files[i].Mode = mode
+		}
+	}
+	return writeAtomically(dir, files)
+}
+
+// downwardFiles are the files of downwardAPI items (Mode 0: the
+// volume's default).
+func (w *worker) downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile) ([]upstream.File, error) {
+	var out []upstream.File
+	for _, item := range items {
 		var val string
 		var err error
 		switch {
@@ -146,27 +168,15 @@ func (w *worker) writeDownwardAPI(pod *v1.Pod, name string, src *v1.DownwardAPIV
 			val, err = resourceValue(pod, "", item.ResourceFieldRef, facts)
 		}
 		if err != nil {
-			return fmt.Errorf("item %s: %w", item.Path, err)
+			return nil, fmt.Errorf("item %s: %w", item.Path, err)
 		}
-		p, err := securejoin.SecureJoin(dir, item.Path)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		m := mode
+		f := upstream.File{Path: item.Path, Data: []byte(val)}
 		if item.Mode != nil {
-			m = os.FileMode(*item.Mode)
+			f.Mode = os.FileMode(*item.Mode)
 		}
-		if err := os.WriteFile(p, []byte(val), m); err != nil {
-			return err
-		}
-		if err := os.Chmod(p, m); err != nil {
-			return err
-		}
+		out = append(out, f)
 	}
-	return nil
+	return out, nil
 }
 
 // containerMounts binds the container's volume mounts.
@@ -190,6 +200,8 @@ func (w *worker) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mo
 			src = v.HostPath.Path
 		case v.DownwardAPI != nil:
 			src, readOnly = w.m.volumePath(pod.UID, "downward-api", v.Name), true
+		case v.ConfigMap != nil || v.Secret != nil || v.Projected != nil:
+			src, readOnly = w.m.volumePath(pod.UID, "projected", v.Name), true
 		default:
 			return nil, fmt.Errorf("volume %q: unsupported source", v.Name)
 		}

@@ -202,6 +202,9 @@ func (w *worker) pass(ctx context.Context, pod *v1.Pod, cancel context.CancelFun
 	w.publish(in, a, nil)
 	w.m.prober.Sync(w.key, w.probeTargets(pod, obs, a))
 	r, err := w.act(ctx, pod, obs, a)
+	if pod != nil && a.sandboxID != "" && len(a.tearing) == 0 {
+		w.refreshVolumes(ctx, pod)
+	}
 	if len(r.failed) > 0 {
 		w.publish(in, a, r.failed)
 	}

@@ -70,10 +70,15 @@ type Config struct {
 	Upstream string `json:"upstream"`
 	// Kubeconfig, NodeIP, NodeLabels and RegisterWithTaints are kubelet's
 	// settings of the same names for the kubernetes plugin.
-	Kubeconfig         string            `json:"kubeconfig"`
-	NodeIP             string            `json:"nodeIP"`
-	NodeLabels         map[string]string `json:"nodeLabels"`
-	RegisterWithTaints []v1.Taint        `json:"registerWithTaints"`
+	Kubeconfig string `json:"kubeconfig"`
+	// BootstrapKubeconfig joins by TLS bootstrap: berth asks for a node
+	// certificate, keeps it in CertDir ("" means <root>/pki) and writes
+	// Kubeconfig to use it.
+	BootstrapKubeconfig string            `json:"bootstrapKubeconfig"`
+	CertDir             string            `json:"certDir"`
+	NodeIP              string            `json:"nodeIP"`
+	NodeLabels          map[string]string `json:"nodeLabels"`
+	RegisterWithTaints  []v1.Taint        `json:"registerWithTaints"`
 	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
 	// kubelet's settings of the same names for the url plugin.
 	StaticPodURL       string              `json:"staticPodURL"`
@@ -157,7 +162,7 @@ func (c Config) UpstreamPlugin() string {
 		return c.Upstream
 	case c.StaticPodURL != "":
 		return "url"
-	case c.Kubeconfig != "":
+	case c.Kubeconfig != "" || c.BootstrapKubeconfig != "":
 		return "kubernetes"
 	}
 	return "none"
@@ -298,7 +303,7 @@ func (c Config) Validate() (warnings []string, err error) {
 	case up == "none" && c.StaticPodURL != "":
 		return nil, fmt.Errorf("config: staticPodURL %q is set but upstream is \"none\" (use upstream \"url\")", c.StaticPodURL)
 	case up == "kubernetes" && c.Kubeconfig == "":
-		return nil, fmt.Errorf("config: upstream \"kubernetes\" needs kubeconfig (--kubeconfig)")
+		return nil, fmt.Errorf("config: upstream \"kubernetes\" needs kubeconfig (--kubeconfig; with --bootstrap-kubeconfig, where berth writes it)")
 	case up != "url" && up != "none" && up != "kubernetes":
 		return nil, fmt.Errorf("config: upstream %q must be none, url or kubernetes", c.Upstream)
 	case up != "kubernetes" && c.Kubeconfig != "":

@@ -56,6 +56,7 @@ package upstream
 
 import (
 	"context"
+	"os"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -95,4 +96,20 @@ type StatusReporter interface {
 // for the same version.
 type TerminationObserver interface {
 	PodTerminated(namespace, name string, uid types.UID)
+}
+
+// File is one file of a volume: a path relative to the volume, its
+// content and mode (0: the volume's default mode).
+type File struct {
+	Path string
+	Data []byte
+	Mode os.FileMode
+}
+
+// VolumeSource is a plugin that supplies volume content. src is one
+// source of a projected volume, or a configMap or secret volume turned into
+// one. ServiceAccountToken, ConfigMap and Secret sources are asked for;
+// downwardAPI is berth's own.
+type VolumeSource interface {
+	VolumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeProjection) ([]File, error)
 }

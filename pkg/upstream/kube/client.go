@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,9 @@ func init() {
 		panic(err)
 	}
 	if err := coordinationv1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if err := authenticationv1.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 }
@@ -108,4 +112,22 @@ func (c *apiClient) podsOn(node string) cache.ListerWatcher {
 	return cache.NewFilteredListWatchFromClient(c.core, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) {
 		o.FieldSelector = "spec.nodeName=" + node
 	})
+}
+
+func (c *apiClient) getConfigMap(ctx context.Context, ns, name string) (*v1.ConfigMap, error) {
+	out := &v1.ConfigMap{}
+	return out, c.core.Get().Namespace(ns).Resource("configmaps").Name(name).Do(ctx).Into(out)
+}
+
+func (c *apiClient) getSecret(ctx context.Context, ns, name string) (*v1.Secret, error) {
+	out := &v1.Secret{}
+	return out, c.core.Get().Namespace(ns).Resource("secrets").Name(name).Do(ctx).Into(out)
+}
+
+// createToken asks for a service account token bound to the pod (the
+// Node authorizer lets a node do so for its own pods only).
+func (c *apiClient) createToken(ctx context.Context, ns, serviceAccount string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+	out := &authenticationv1.TokenRequest{}
+	return out, c.core.Post().Namespace(ns).Resource("serviceaccounts").Name(serviceAccount).SubResource("token").
+		Body(req).Do(ctx).Into(out)
 }

@@ -14,6 +14,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,6 +29,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
@@ -45,9 +47,15 @@ type runtimeInfo interface {
 // Config is what the plugin needs.
 type Config struct {
 	// Kubeconfig is a kubeconfig file with this node's credentials; the
-	// server must be https.
+	// server must be https. With BootstrapKubeconfig, berth writes it.
 	Kubeconfig string
-	NodeName   string
+	// BootstrapKubeconfig, if set, has credentials (a bootstrap token)
+	// that may only ask for a node certificate: berth does so when it has
+	// no valid certificate in CertDir, and rotates the certificate before
+	// it expires (kubelet's TLS bootstrap).
+	BootstrapKubeconfig string
+	CertDir             string
+	NodeName            string
 	// NodeIP is the node's InternalIP; "" means the first global unicast
 	// address of the host.
 	NodeIP     string
@@ -69,6 +77,10 @@ type Plugin struct {
 	client      *apiClient
 	statuses    upstream.PodStatuses
 	allocatable v1.ResourceList // set by Run before its loops start
+	vols        volumeCache
+
+	bootstrap *rest.Config // the bootstrap credentials, when joining by CSR
+	creds     *credentials
 
 	terminated chan types.UID
 	mu         sync.Mutex
@@ -91,19 +103,40 @@ const (
 // New reads the kubeconfig and returns the plugin; nothing is contacted
 // before Run.
 func New(cfg Config) (*Plugin, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if cfg.BootstrapKubeconfig != "" {
+		rc, err := tlsConfigFrom(cfg.BootstrapKubeconfig, cfg.Version)
+		if err != nil {
+			return nil, err
+		}
+		p := newWithClient(cfg, nil)
+		p.bootstrap, p.creds = rc, &credentials{dir: cfg.CertDir}
+		if err := p.creds.load(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			cfg.Log.Warn("node certificate unreadable: bootstrapping a new one", "err", err)
+		}
+		return p, nil
+	}
+	rc, err := tlsConfigFrom(cfg.Kubeconfig, cfg.Version)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+		return nil, err
 	}
-	if !strings.HasPrefix(rc.Host, "https://") || rc.Insecure {
-		return nil, fmt.Errorf("kubeconfig %s: server %q: berth talks to the API server over verified TLS only", cfg.Kubeconfig, rc.Host)
-	}
-	rc.UserAgent = "berth/" + cfg.Version
 	client, err := newAPIClient(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
 	}
 	return newWithClient(cfg, client), nil
+}
+
+// tlsConfigFrom reads a kubeconfig whose server must be verified https.
+func tlsConfigFrom(path, version string) (*rest.Config, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	if !strings.HasPrefix(rc.Host, "https://") || rc.Insecure {
+		return nil, fmt.Errorf("kubeconfig %s: server %q: berth talks to the API server over verified TLS only", path, rc.Host)
+	}
+	rc.UserAgent = "berth/" + version
+	return rc, nil
 }
 
 func newWithClient(cfg Config, client *apiClient) *Plugin {
@@ -116,7 +149,8 @@ func newWithClient(cfg Config, client *apiClient) *Plugin {
 	if cfg.MaxPods == 0 {
 		cfg.MaxPods = defaultMaxPods
 	}
-	return &Plugin{cfg: cfg, client: client, terminated: make(chan types.UID, 256), doneUIDs: map[types.UID]bool{}}
+	return &Plugin{cfg: cfg, client: client, terminated: make(chan types.UID, 256), doneUIDs: map[types.UID]bool{},
+		vols: volumeCache{objects: map[string]cachedObject{}, tokens: map[string]cachedToken{}}}
 }
 
 // Name is "kubernetes".
@@ -148,6 +182,11 @@ func (p *Plugin) Run(ctx context.Context, sink upstream.Sink) error {
 	facts, err := readMachine(p.cfg.Root)
 	if err != nil {
 		return err
+	}
+	if p.bootstrap != nil {
+		if !p.joinByCSR(ctx, sink) {
+			return nil
+		}
 	}
 	_, p.allocatable = resources(facts, p.cfg.MaxPods)
 	var node *v1.Node
@@ -304,3 +343,77 @@ func (p *Plugin) syncNodeStatus(ctx context.Context, facts machineFacts, last v1
 }
 
 func equalJSON(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }
+
+// joinByCSR makes sure of a node certificate (asking for one with the
+// bootstrap credentials if there is none, or it expired), builds the
+// client on it and starts its rotation. False: ctx ended first.
+func (p *Plugin) joinByCSR(ctx context.Context, sink upstream.Sink) bool {
+	for retry := time.Second; !p.creds.valid(p.cfg.NodeName, p.cfg.Clock.Now()); retry = min(retry*2, 30*time.Second) {
+		err := p.renewCertificate(ctx, p.bootstrap)
+		if err == nil {
+			p.cfg.Log.Info("node certificate issued", "node", p.cfg.NodeName, "expires", p.creds.cert.Load().Leaf.NotAfter)
+			break
+		}
+		sink.Connected(fmt.Errorf("TLS bootstrap of node %s: %w", p.cfg.NodeName, err))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-p.cfg.Clock.After(retry):
+		}
+	}
+	rc, err := p.creds.restConfig(p.bootstrap)
+	if err == nil {
+		p.client, err = newAPIClient(rc)
+	}
+	if err != nil {
+		sink.Connected(err)
+		return false
+	}
+	go p.rotateCertificate(ctx, rc)
+	return true
+}
+
+// renewCertificate asks for a new certificate authenticated by rc, stores
+// it and writes the kubeconfig that uses it.
+func (p *Plugin) renewCertificate(ctx context.Context, rc *rest.Config) error {
+	client, err := certificatesClient(rc)
+	if err != nil {
+		return err
+	}
+	if err := requestCertificate(ctx, client, p.cfg.NodeName, p.cfg.CertDir); err != nil {
+		return err
+	}
+	if err := p.creds.load(); err != nil {
+		return err
+	}
+	return writeKubeconfig(p.cfg.Kubeconfig, p.bootstrap, p.cfg.CertDir)
+}
+
+// rotateCertificate renews the certificate at 80 % of its lifetime, with
+// the node's own credentials (and the bootstrap ones once it expired).
+func (p *Plugin) rotateCertificate(ctx context.Context, nodeConfig *rest.Config) {
+	for {
+		wait := p.creds.rotateAt().Sub(p.cfg.Clock.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.cfg.Clock.After(max(wait, 0)):
+		}
+		rc := nodeConfig
+		if !p.creds.valid(p.cfg.NodeName, p.cfg.Clock.Now()) {
+			rc = p.bootstrap
+		}
+		if err := p.renewCertificate(ctx, rc); err != nil {
+			if ctx.Err() == nil {
+				p.cfg.Log.Warn("rotate node certificate: trying again in 30s", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.cfg.Clock.After(30 * time.Second):
+			}
+			continue
+		}
+		p.cfg.Log.Info("node certificate rotated", "expires", p.creds.cert.Load().Leaf.NotAfter)
+	}
+}

@@ -130,8 +130,9 @@ func (p *Plugin) admissible(pod *v1.Pod, used, allocatable v1.ResourceList, port
 		return "UnsupportedRuntimeClass", fmt.Sprintf("runtime class %q is not available on node %s (berth runs runc only)", *rc, p.cfg.NodeName)
 	}
 	for _, v := range pod.Spec.Volumes {
-		if v.EmptyDir == nil && v.HostPath == nil && v.DownwardAPI == nil {
-			return "UnsupportedVolume", fmt.Sprintf("volume %q: its source is not supported by berth yet (emptyDir, hostPath and downwardAPI are)", v.Name)
+		if !supportedVolume(v) {
+			return "UnsupportedVolume", fmt.Sprintf("volume %q: its source is not supported by berth yet "+
+				"(emptyDir, hostPath, downwardAPI, configMap, secret and projected configMap, secret, serviceAccountToken, downwardAPI are)", v.Name)
 		}
 	}
 	for _, hp := range hostPorts(pod) {
@@ -150,6 +151,21 @@ func (p *Plugin) admissible(pod *v1.Pod, used, allocatable v1.ResourceList, port
 		}
 	}
 	return "", ""
+}
+
+func supportedVolume(v v1.Volume) bool {
+	switch {
+	case v.EmptyDir != nil, v.HostPath != nil, v.DownwardAPI != nil, v.ConfigMap != nil, v.Secret != nil:
+		return true
+	case v.Projected != nil:
+		for _, s := range v.Projected.Sources {
+			if s.ConfigMap == nil && s.Secret == nil && s.ServiceAccountToken == nil && s.DownwardAPI == nil {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func hostPorts(pod *v1.Pod) []string {
@@ -296,6 +312,7 @@ func (p *Plugin) finishDeletions(ctx context.Context, apiPods []*v1.Pod) {
 		}
 	}
 	p.mu.Unlock()
+	p.forgetVolumes(present)
 	for _, pod := range apiPods {
 		if pod.DeletionTimestamp == nil || !p.isDone(pod.UID) {
 			continue

@@ -49,8 +49,8 @@ func TestAdmit(t *testing.T) {
 		apiPod("done", 3, phase(v1.PodSucceeded)),
 		apiPod("web", 4, hostPort(8080)),
 		apiPod("web2", 5, hostPort(8080)),
-		apiPod("cm", 6, func(p *v1.Pod) {
-			p.Spec.Volumes = []v1.Volume{{Name: "cfg", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{}}}}
+		apiPod("pvc", 6, func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "d"}}}}
 		}),
 		apiPod("gvisor", 7, func(p *v1.Pod) { rc := "gvisor"; p.Spec.RuntimeClassName = &rc }),
 		apiPod("deleted-done", 8, func(p *v1.Pod) { p.DeletionTimestamp = &now }),
@@ -70,7 +70,7 @@ func TestAdmit(t *testing.T) {
 	want := map[string]string{
 		"late-big": "OutOfcpu: Node didn't have enough resource: cpu, requested: 1500m, used: 2500m, allocatable: 2",
 		"web2":     "NodePorts: node n1 didn't have free ports for the requested pod ports: TCP/:8080 is used by pod ns/web",
-		"cm":       `UnsupportedVolume: volume "cfg": its source is not supported by berth yet`,
+		"pvc":      `UnsupportedVolume: volume "data": its source is not supported by berth yet`,
 		"gvisor":   `UnsupportedRuntimeClass: runtime class "gvisor" is not available on node n1`,
 	}
 	if len(rejects) != len(want) {
