@@ -21,6 +21,7 @@ import (
 	"github.com/berth-project/berth/pkg/agent"
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/config"
+	"github.com/berth-project/berth/pkg/events"
 	"github.com/berth-project/berth/pkg/source"
 	"github.com/berth-project/berth/pkg/upstream"
 	"github.com/berth-project/berth/pkg/upstream/kube"
@@ -64,7 +65,9 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	if v, ok := plugin.(upstream.VolumeSource); ok {
 		volumes = v
 	}
+	recorder := events.New(nil, nodeName)
 	mgr := agent.New(agent.Config{
+		Events:         recorder,
 		Terminated:     terminated,
 		VolumeFiles:    volumes,
 		NodeName:       nodeName,
@@ -78,6 +81,9 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	})
 	if r, ok := plugin.(upstream.StatusReporter); ok {
 		r.ReportStatuses(mgr.Status())
+	}
+	if r, ok := plugin.(upstream.EventReporter); ok {
+		recorder.Watch(r.ReportEvent)
 	}
 	mux := source.NewMux(source.MuxConfig{
 		Apply:    func(pods []*v1.Pod, complete bool) error { return mgr.SetPods(ctx, pods, complete) },

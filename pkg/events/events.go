@@ -24,9 +24,19 @@ type Recorder struct {
 	clock clock.Clock
 	node  string
 
-	mu   sync.Mutex
-	pods map[string][]v1.Event // by namespace/name, oldest first
-	seq  uint64
+	mu    sync.Mutex
+	pods  map[string][]v1.Event // by namespace/name, oldest first
+	seq   uint64
+	watch func(v1.Event)
+}
+
+// Watch has fn called with every event recorded from now on (repeats
+// too, with their count), outside the recorder's lock; fn must not
+// block. One watcher: the upstream plugin that posts events.
+func (r *Recorder) Watch(fn func(v1.Event)) {
+	r.mu.Lock()
+	r.watch = fn
+	r.mu.Unlock()
 }
 
 // New returns a recorder; events name node as their source host.
@@ -53,7 +63,14 @@ func (r *Recorder) Record(p Pod, container, typ, reason, message string) {
 		field = "spec.containers{" + container + "}"
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	watch := r.watch
+	var recorded v1.Event
+	defer func() {
+		r.mu.Unlock()
+		if watch != nil {
+			watch(recorded)
+		}
+	}()
 	evs := r.pods[key]
 	for i := range evs {
 		e := &evs[i]
@@ -64,6 +81,7 @@ func (r *Recorder) Record(p Pod, container, typ, reason, message string) {
 			moved := *e
 			evs = append(append(evs[:i:i], evs[i+1:]...), moved)
 			r.pods[key] = evs
+			recorded = *moved.DeepCopy()
 			return
 		}
 	}
@@ -76,6 +94,7 @@ func (r *Recorder) Record(p Pod, container, typ, reason, message string) {
 		FirstTimestamp: now, LastTimestamp: now,
 		Source: v1.EventSource{Component: "berth", Host: r.node},
 	})
+	recorded = *evs[len(evs)-1].DeepCopy()
 	if len(evs) > MaxPerPod {
 		evs = append([]v1.Event(nil), evs[len(evs)-MaxPerPod:]...)
 	}

@@ -38,3 +38,16 @@ func TestRecorderCountsRepeatsAndBounds(t *testing.T) {
 		t.Errorf("%d events after Forget", n)
 	}
 }
+
+func TestRecorderWatch(t *testing.T) {
+	r := New(nil, "n1")
+	var seen []string
+	r.Watch(func(e v1.Event) { seen = append(seen, fmt.Sprintf("%s/%d", e.Reason, e.Count)) })
+	p := Pod{Namespace: "default", Name: "web", UID: "u1"}
+	r.Record(p, "app", v1.EventTypeNormal, "Started", "Started container app")
+	r.Record(p, "app", v1.EventTypeWarning, "BackOff", "Back-off restarting failed container")
+	r.Record(p, "app", v1.EventTypeWarning, "BackOff", "Back-off restarting failed container")
+	if got := fmt.Sprint(seen); got != "[Started/1 BackOff/1 BackOff/2]" {
+		t.Errorf("watched %s", got)
+	}
+}

@@ -113,3 +113,9 @@ type File struct {
 type VolumeSource interface {
 	VolumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeProjection) ([]File, error)
 }
+
+// EventReporter is a plugin that posts pod events upstream. ReportEvent
+// must not block.
+type EventReporter interface {
+	ReportEvent(v1.Event)
+}

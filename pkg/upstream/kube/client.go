@@ -131,3 +131,22 @@ func (c *apiClient) createToken(ctx context.Context, ns, serviceAccount string, 
 	return out, c.core.Post().Namespace(ns).Resource("serviceaccounts").Name(serviceAccount).SubResource("token").
 		Body(req).Do(ctx).Into(out)
 }
+
+// The record.EventSink that client-go's event broadcaster (aggregation,
+// spam filtering) posts through.
+
+func (c *apiClient) Create(e *v1.Event) (*v1.Event, error) {
+	out := &v1.Event{}
+	return out, c.core.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(context.Background()).Into(out)
+}
+
+func (c *apiClient) Update(e *v1.Event) (*v1.Event, error) {
+	out := &v1.Event{}
+	return out, c.core.Put().Namespace(e.Namespace).Resource("events").Name(e.Name).Body(e).Do(context.Background()).Into(out)
+}
+
+func (c *apiClient) Patch(e *v1.Event, data []byte) (*v1.Event, error) {
+	out := &v1.Event{}
+	return out, c.core.Patch(types.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
+		Body(data).Do(context.Background()).Into(out)
+}

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
@@ -85,6 +86,8 @@ type Plugin struct {
 	terminated chan types.UID
 	mu         sync.Mutex
 	doneUIDs   map[types.UID]bool // versions the agent reported gone
+	apiUIDs    map[types.UID]bool // the API's pods on this node
+	recorder   record.EventRecorder
 }
 
 // Timings, kubelet's defaults.
@@ -202,6 +205,7 @@ func (p *Plugin) Run(ctx context.Context, sink upstream.Sink) error {
 		}
 	}
 	sink.Connected(nil)
+	p.startEvents(ctx)
 	p.cfg.Log.Info("node registered", "node", node.Name, "uid", node.UID)
 	var wg sync.WaitGroup
 	for _, loop := range []func(context.Context){

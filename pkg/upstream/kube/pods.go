@@ -48,6 +48,7 @@ func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink) {
 		for _, o := range inf.GetStore().List() {
 			apiPods = append(apiPods, o.(*v1.Pod))
 		}
+		p.setAPIPods(apiPods)
 		desired, rejects := p.admit(apiPods)
 		sink.Pods(desired)
 		for _, r := range rejects {
