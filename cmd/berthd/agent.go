@@ -85,7 +85,12 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	if r, ok := plugin.(upstream.EventReporter); ok {
 		recorder.Watch(r.ReportEvent)
 	}
+	var static func([]*v1.Pod)
+	if m, ok := plugin.(upstream.MirrorPods); ok {
+		static = m.StaticPods
+	}
 	mux := source.NewMux(source.MuxConfig{
+		Static:   static,
 		Apply:    func(pods []*v1.Pod, complete bool) error { return mgr.SetPods(ctx, pods, complete) },
 		Upstream: pluginName(plugin),
 		Journal:  filepath.Join(cfg.Root, "upstream", pluginName(plugin)+".json"),

@@ -39,6 +39,8 @@ type Mux struct {
 	status    UpstreamStatus
 	lastApply []*v1.Pod
 	applied   bool
+	// lastStatic is what Static was last given.
+	lastStatic []*v1.Pod
 }
 
 // MuxConfig is what a Mux needs.
@@ -48,6 +50,9 @@ type MuxConfig struct {
 	// none of them may be torn down. Calls are serialised. After an
 	// error the next reading of any source applies the set again.
 	Apply func(pods []*v1.Pod, complete bool) error
+	// Static, if set, receives the static pods (the files') whenever they
+	// change, for mirror pods.
+	Static func(pods []*v1.Pod)
 	// Upstream names the plugin, "" for none.
 	Upstream string
 	// Journal is the file the upstream's last set is kept in.
@@ -217,6 +222,10 @@ func (m *Mux) mergeLocked() {
 	var pods []*v1.Pod
 	for _, f := range files {
 		pods = append(pods, f.Pods...)
+	}
+	if m.cfg.Static != nil && !samePods(pods, m.lastStatic) {
+		m.lastStatic = pods
+		m.cfg.Static(append([]*v1.Pod(nil), pods...))
 	}
 	pods = append(pods, ups...)
 	sort.Slice(pods, func(i, j int) bool { return key(pods[i]) < key(pods[j]) })

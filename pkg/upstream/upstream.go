@@ -119,3 +119,9 @@ type VolumeSource interface {
 type EventReporter interface {
 	ReportEvent(v1.Event)
 }
+
+// MirrorPods is a plugin that mirrors static pods upstream. StaticPods
+// must not block.
+type MirrorPods interface {
+	StaticPods([]*v1.Pod)
+}

@@ -150,3 +150,8 @@ func (c *apiClient) Patch(e *v1.Event, data []byte) (*v1.Event, error) {
 	return out, c.core.Patch(types.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
 		Body(data).Do(context.Background()).Into(out)
 }
+
+func (c *apiClient) createPod(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) {
+	out := &v1.Pod{}
+	return out, c.core.Post().Namespace(pod.Namespace).Resource("pods").Body(pod).Do(ctx).Into(out)
+}

@@ -87,7 +87,10 @@ type Plugin struct {
 	mu         sync.Mutex
 	doneUIDs   map[types.UID]bool // versions the agent reported gone
 	apiUIDs    map[types.UID]bool // the API's pods on this node
-	recorder   record.EventRecorder
+	static     []*v1.Pod          // the static pods, for their mirror pods
+
+	staticChanged chan struct{}
+	recorder      record.EventRecorder
 }
 
 // Timings, kubelet's defaults.
@@ -153,7 +156,8 @@ func newWithClient(cfg Config, client *apiClient) *Plugin {
 		cfg.MaxPods = defaultMaxPods
 	}
 	return &Plugin{cfg: cfg, client: client, terminated: make(chan types.UID, 256), doneUIDs: map[types.UID]bool{},
-		vols: volumeCache{objects: map[string]cachedObject{}, tokens: map[string]cachedToken{}}}
+		staticChanged: make(chan struct{}, 1),
+		vols:          volumeCache{objects: map[string]cachedObject{}, tokens: map[string]cachedToken{}}}
 }
 
 // Name is "kubernetes".
@@ -211,7 +215,7 @@ func (p *Plugin) Run(ctx context.Context, sink upstream.Sink) error {
 	for _, loop := range []func(context.Context){
 		func(ctx context.Context) { p.renewLease(ctx, node, sink) },
 		func(ctx context.Context) { p.syncNodeStatus(ctx, facts, node.Status) },
-		func(ctx context.Context) { p.syncPods(ctx, sink) },
+		func(ctx context.Context) { p.syncPods(ctx, sink, node) },
 	} {
 		wg.Add(1)
 		go func() {

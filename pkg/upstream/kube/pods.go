@@ -23,7 +23,7 @@ import (
 // selector, resumed from its resource version by client-go's reflector),
 // hands the complete set to the sink whenever it changes, reports the
 // agent's statuses, and finishes graceful deletions.
-func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink) {
+func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink, node *v1.Node) {
 	inf := cache.NewSharedIndexInformer(p.client.podsOn(p.cfg.NodeName), &v1.Pod{}, 0, cache.Indexers{})
 	changed := make(chan struct{}, 1)
 	poke := func() {
@@ -44,10 +44,15 @@ func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink) {
 	var statusChanged <-chan struct{}
 	rejected := map[types.UID]string{} // reported, so not patched again
 	for {
-		var apiPods []*v1.Pod
+		var apiPods, mirrors []*v1.Pod
 		for _, o := range inf.GetStore().List() {
-			apiPods = append(apiPods, o.(*v1.Pod))
+			if pod := o.(*v1.Pod); isMirror(pod) {
+				mirrors = append(mirrors, pod)
+			} else {
+				apiPods = append(apiPods, pod)
+			}
 		}
+		p.syncMirrors(ctx, mirrors, node)
 		p.setAPIPods(apiPods)
 		desired, rejects := p.admit(apiPods)
 		sink.Pods(desired)
@@ -62,6 +67,7 @@ func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink) {
 			statuses, _ = p.statuses.List()
 			statusChanged, _ = p.statuses.Changed()
 			p.reportStatuses(ctx, apiPods, statuses)
+			p.reportMirrorStatuses(ctx, mirrors, statuses)
 		}
 		p.finishDeletions(ctx, apiPods)
 		select {
@@ -70,6 +76,7 @@ func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink) {
 		case <-changed:
 		case <-statusChanged:
 		case <-p.terminated:
+		case <-p.staticChanged:
 		case <-p.cfg.Clock.After(time.Minute): // a safety net for lost wake-ups
 		}
 	}
@@ -247,6 +254,27 @@ func (p *Plugin) reportStatuses(ctx context.Context, apiPods []*v1.Pod, statuses
 		}
 		if err := p.patchStatus(ctx, pod, st); err != nil && ctx.Err() == nil {
 			p.cfg.Log.Warn("report pod status", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+	}
+}
+
+// reportMirrorStatuses gives each mirror pod its static pod's status.
+func (p *Plugin) reportMirrorStatuses(ctx context.Context, mirrors []*v1.Pod, statuses []v1.Pod) {
+	byKey := map[string]*v1.Pod{}
+	for i := range statuses {
+		byKey[statuses[i].Namespace+"/"+statuses[i].Name] = &statuses[i]
+	}
+	for _, m := range mirrors {
+		s, ok := byKey[m.Namespace+"/"+m.Name]
+		if !ok || string(s.UID) != m.Annotations[mirrorAnnotation] || m.DeletionTimestamp != nil {
+			continue
+		}
+		st := mergeStatus(m.Status, s.Status)
+		if equality.Semantic.DeepEqual(st, m.Status) {
+			continue
+		}
+		if err := p.patchStatus(ctx, m, st); err != nil && ctx.Err() == nil {
+			p.cfg.Log.Warn("report mirror pod status", "pod", m.Namespace+"/"+m.Name, "err", err)
 		}
 	}
 }
