@@ -16,7 +16,7 @@ CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 TEST_FLAGS ?=
 
-.PHONY: all build deps run test unit e2e bench install lint clean
+.PHONY: all build deps run test unit e2e bench install lint clean kube-tools
 
 all: build
 
@@ -47,8 +47,14 @@ run: build
 	$(GO) run ./test/example || true; \
 	wait $$pid
 
+# The kubernetes plugin's tests run a real etcd, kube-apiserver and
+# kube-controller-manager, built once from the Go module proxy by
+# test/kube/build.sh into a cache outside the repository.
 test: build lint
-	$(GO) test $(TEST_FLAGS) -count=1 -p 1 -timeout 20m ./...
+	BERTH_KUBE_BIN=$$(bash test/kube/build.sh | tail -1) $(GO) test $(TEST_FLAGS) -count=1 -p 1 -timeout 20m ./...
+
+kube-tools:
+	bash test/kube/build.sh
 
 unit:
 	$(GO) test -count=1 -short ./...

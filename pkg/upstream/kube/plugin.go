@@ -79,6 +79,7 @@ type Plugin struct {
 	statuses    upstream.PodStatuses
 	allocatable v1.ResourceList // set by Run before its loops start
 	vols        volumeCache
+	hostIP      string // the Node's InternalIP, set by Run
 
 	bootstrap *rest.Config // the bootstrap credentials, when joining by CSR
 	creds     *credentials
@@ -209,6 +210,11 @@ func (p *Plugin) Run(ctx context.Context, sink upstream.Sink) error {
 		}
 	}
 	sink.Connected(nil)
+	for _, a := range node.Status.Addresses {
+		if a.Type == v1.NodeInternalIP && p.hostIP == "" {
+			p.hostIP = a.Address
+		}
+	}
 	p.startEvents(ctx)
 	p.cfg.Log.Info("node registered", "node", node.Name, "uid", node.UID)
 	var wg sync.WaitGroup

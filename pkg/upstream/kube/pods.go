@@ -248,7 +248,7 @@ func (p *Plugin) reportStatuses(ctx context.Context, apiPods []*v1.Pod, statuses
 		if !ok || agent.UID != pod.UID {
 			continue
 		}
-		st := mergeStatus(pod.Status, agent.Status)
+		st := p.withHostIP(mergeStatus(pod.Status, agent.Status))
 		if equality.Semantic.DeepEqual(st, pod.Status) {
 			continue
 		}
@@ -269,7 +269,7 @@ func (p *Plugin) reportMirrorStatuses(ctx context.Context, mirrors []*v1.Pod, st
 		if !ok || string(s.UID) != m.Annotations[mirrorAnnotation] || m.DeletionTimestamp != nil {
 			continue
 		}
-		st := mergeStatus(m.Status, s.Status)
+		st := p.withHostIP(mergeStatus(m.Status, s.Status))
 		if equality.Semantic.DeepEqual(st, m.Status) {
 			continue
 		}
@@ -277,6 +277,16 @@ func (p *Plugin) reportMirrorStatuses(ctx context.Context, mirrors []*v1.Pod, st
 			p.cfg.Log.Warn("report mirror pod status", "pod", m.Namespace+"/"+m.Name, "err", err)
 		}
 	}
+}
+
+// withHostIP reports the Node's InternalIP as the pod's host IP, as
+// kubelet does (the API allows one address per family).
+func (p *Plugin) withHostIP(st v1.PodStatus) v1.PodStatus {
+	if p.hostIP == "" {
+		return st
+	}
+	st.HostIP, st.HostIPs = p.hostIP, []v1.HostIP{{IP: p.hostIP}}
+	return st
 }
 
 // mergeStatus is the agent's status with what others own in the API's:
