@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -82,10 +83,21 @@ func (w *worker) writeProjected(ctx context.Context, pod *v1.Pod, v v1.Volume) e
 	return writeAtomically(dir, files)
 }
 
+// volumeRefresh is how often a running pod's volumes from the upstream
+// are brought up to date.
+const volumeRefresh = 30 * time.Second
+
 // refreshVolumes brings a running pod's configMap, secret and projected
 // volumes up to date (kubelet's periodic volume sync); a failure keeps the
 // files as they are.
 func (w *worker) refreshVolumes(ctx context.Context, pod *v1.Pod) {
+	// Passes come with every container event and probe change: reading
+	// the volumes back on each would be work for nothing.
+	now := w.m.clock.Now()
+	if now.Sub(w.volumesRefreshed) < volumeRefresh {
+		return
+	}
+	w.volumesRefreshed = now
 	for _, v := range pod.Spec.Volumes {
 		if v.ConfigMap == nil && v.Secret == nil && v.Projected == nil {
 			continue

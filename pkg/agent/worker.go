@@ -37,20 +37,23 @@ type worker struct {
 	cancel context.CancelFunc
 
 	// Owned by the worker's goroutine.
-	firstSeen  time.Time
-	known      *v1.Pod // the last desired pod, shown while it terminates
-	published  v1.PodStatus
-	pulls      map[string]pullFailure
-	startErrs  map[string]startFailure
-	termStart  map[types.UID]time.Time
-	killed     map[string]string // container ID → why the agent killed it
-	preStopRan map[string]bool
-	seen       map[string]containerObs // statuses by container ID
-	ips        map[string][]string     // by sandbox ID
-	sandboxErr string
-	gate       gateRecord
-	gateLoaded bool
-	rollback   string // why the desired version does not run
+	firstSeen time.Time
+	known     *v1.Pod // the last desired pod, shown while it terminates
+	published v1.PodStatus
+	pulls     map[string]pullFailure
+	startErrs map[string]startFailure
+	termStart map[types.UID]time.Time
+	// volumesRefreshed is when configMap, secret and projected volumes
+	// were last brought up to date.
+	volumesRefreshed time.Time
+	killed           map[string]string // container ID → why the agent killed it
+	preStopRan       map[string]bool
+	seen             map[string]containerObs // statuses by container ID
+	ips              map[string][]string     // by sandbox ID
+	sandboxErr       string
+	gate             gateRecord
+	gateLoaded       bool
+	rollback         string // why the desired version does not run
 }
 
 func newWorker(m *Manager, namespace, name string, pod *v1.Pod) *worker {

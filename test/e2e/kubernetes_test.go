@@ -134,15 +134,10 @@ func TestKubernetesNode(t *testing.T) {
 	}
 	// kubelet's bound is its sync period plus its cache's TTL: a minute
 	// each, here too.
-	for deadline := time.Now().Add(3 * time.Minute); ; {
-		if out, _, _ := e.exec(vid, "cat", "/cfg/greeting"); out == "bye" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the configMap update never reached the volume")
-		}
-		time.Sleep(time.Second)
-	}
+	testutil.EventuallyWithin(t, 3*time.Minute, "the configMap update in the volume", func() bool {
+		out, _, _ := e.exec(vid, "cat", "/cfg/greeting")
+		return out == "bye"
+	})
 
 	// A Job-style pod finishes and says so.
 	job := apiPod("job", node, func(p *corev1.Pod) {
@@ -239,17 +234,10 @@ func deleteAllPods(t *testing.T, client kubernetes.Interface, ns string) {
 		t.Errorf("delete pods: %v", err)
 		return
 	}
-	for ctx.Err() == nil {
+	testutil.EventuallyWithin(t, 2*time.Minute, "no pods of "+ns+" in the API", func() bool {
 		list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err == nil && len(list.Items) == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Errorf("pods of %s still in the API", ns)
+		return err == nil && len(list.Items) == 0
+	})
 }
 
 // podSandboxesNamed lists the runtime's sandboxes of the API pod name.

@@ -8,6 +8,7 @@ import (
 	"github.com/google/cadvisor/lib/machine"
 	"github.com/google/cadvisor/lib/utils/sysfs"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -55,8 +56,8 @@ func readMachine(root string) (machineFacts, error) {
 // (memory.available<100Mi, nodefs.available<10%): berth reports the same
 // allocatable so that the scheduler places the same pods.
 const (
-	reservedMemory       = 100 << 20
-	reservedStoragePerce = 10
+	reservedMemory         = 100 << 20
+	reservedStoragePercent = 10
 )
 
 // resources are the Node's capacity and allocatable.
@@ -75,7 +76,7 @@ func resources(f machineFacts, maxPods int) (capacity, allocatable v1.ResourceLi
 	}
 	allocatable = capacity.DeepCopy()
 	allocatable[v1.ResourceMemory] = *resource.NewQuantity(max(int64(f.memory)-reservedMemory-huge, 0), resource.BinarySI)
-	allocatable[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(f.ephemeralStorage)*(100-reservedStoragePerce)/100, resource.BinarySI)
+	allocatable[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(f.ephemeralStorage)*(100-reservedStoragePercent)/100, resource.BinarySI)
 	return capacity, allocatable
 }
 
@@ -173,7 +174,7 @@ func sameStatus(a, b v1.NodeStatus) bool {
 		s.Images, s.VolumesInUse, s.VolumesAttached = nil, nil, nil
 		return s
 	}
-	return equalJSON(strip(a), strip(b))
+	return equality.Semantic.DeepEqual(strip(a), strip(b))
 }
 
 // nodeLabels are the well-known labels kubelet sets on its Node, with the

@@ -25,7 +25,6 @@ import (
 
 	"google.golang.org/grpc"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -355,8 +354,6 @@ func (p *Plugin) syncNodeStatus(ctx context.Context, facts machineFacts, last v1
 		last, lastReport = st, p.cfg.Clock.Now()
 	}
 }
-
-func equalJSON(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }
 
 // joinByCSR makes sure of a node certificate (asking for one with the
 // bootstrap credentials if there is none, or it expired), builds the

@@ -62,14 +62,23 @@ func (p *Plugin) syncPods(ctx context.Context, sink upstream.Sink, node *v1.Node
 				rejected[r.pod.UID] = r.message
 			}
 		}
-		if p.statuses != nil {
-			var statuses []v1.Pod
-			statuses, _ = p.statuses.List()
-			statusChanged, _ = p.statuses.Changed()
-			p.reportStatuses(ctx, apiPods, statuses)
-			p.reportMirrorStatuses(ctx, mirrors, statuses)
+		present := map[types.UID]bool{}
+		for _, pod := range apiPods {
+			present[pod.UID] = true
 		}
-		p.finishDeletions(ctx, apiPods)
+		for uid := range rejected {
+			if !present[uid] {
+				delete(rejected, uid)
+			}
+		}
+		if p.statuses != nil {
+			// Changed before List: a change in between wakes the next pass.
+			statusChanged, _ = p.statuses.Changed()
+			statuses, _ := p.statuses.List()
+			p.reportStatuses(ctx, apiPods, mirrors, statuses)
+		}
+		p.forgetVolumes(present)
+		p.finishDeletions(ctx, apiPods, present)
 		select {
 		case <-ctx.Done():
 			return
@@ -237,44 +246,31 @@ func (p *Plugin) reject(ctx context.Context, r rejection) {
 }
 
 // reportStatuses patches each pod whose status in the agent's cache
-// differs from the API's.
-func (p *Plugin) reportStatuses(ctx context.Context, apiPods []*v1.Pod, statuses []v1.Pod) {
+// differs from the API's; a mirror pod gets its static pod's status.
+func (p *Plugin) reportStatuses(ctx context.Context, apiPods, mirrors []*v1.Pod, statuses []v1.Pod) {
 	byKey := map[string]*v1.Pod{}
 	for i := range statuses {
 		byKey[statuses[i].Namespace+"/"+statuses[i].Name] = &statuses[i]
 	}
-	for _, pod := range apiPods {
+	report := func(pod *v1.Pod, uid types.UID) {
 		agent, ok := byKey[pod.Namespace+"/"+pod.Name]
-		if !ok || agent.UID != pod.UID {
-			continue
+		if !ok || agent.UID != uid {
+			return
 		}
 		st := p.withHostIP(mergeStatus(pod.Status, agent.Status))
 		if equality.Semantic.DeepEqual(st, pod.Status) {
-			continue
+			return
 		}
 		if err := p.patchStatus(ctx, pod, st); err != nil && ctx.Err() == nil {
 			p.cfg.Log.Warn("report pod status", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
 	}
-}
-
-// reportMirrorStatuses gives each mirror pod its static pod's status.
-func (p *Plugin) reportMirrorStatuses(ctx context.Context, mirrors []*v1.Pod, statuses []v1.Pod) {
-	byKey := map[string]*v1.Pod{}
-	for i := range statuses {
-		byKey[statuses[i].Namespace+"/"+statuses[i].Name] = &statuses[i]
+	for _, pod := range apiPods {
+		report(pod, pod.UID)
 	}
 	for _, m := range mirrors {
-		s, ok := byKey[m.Namespace+"/"+m.Name]
-		if !ok || string(s.UID) != m.Annotations[mirrorAnnotation] || m.DeletionTimestamp != nil {
-			continue
-		}
-		st := p.withHostIP(mergeStatus(m.Status, s.Status))
-		if equality.Semantic.DeepEqual(st, m.Status) {
-			continue
-		}
-		if err := p.patchStatus(ctx, m, st); err != nil && ctx.Err() == nil {
-			p.cfg.Log.Warn("report mirror pod status", "pod", m.Namespace+"/"+m.Name, "err", err)
+		if m.DeletionTimestamp == nil {
+			report(m, types.UID(m.Annotations[mirrorAnnotation]))
 		}
 	}
 }
@@ -339,11 +335,7 @@ func (p *Plugin) patchStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus) 
 
 // finishDeletions deletes, with grace 0, the pods deleted through the API
 // that the agent has terminated.
-func (p *Plugin) finishDeletions(ctx context.Context, apiPods []*v1.Pod) {
-	present := map[types.UID]bool{}
-	for _, pod := range apiPods {
-		present[pod.UID] = true
-	}
+func (p *Plugin) finishDeletions(ctx context.Context, apiPods []*v1.Pod, present map[types.UID]bool) {
 	p.mu.Lock()
 	for uid := range p.doneUIDs {
 		if !present[uid] {
@@ -351,7 +343,6 @@ func (p *Plugin) finishDeletions(ctx context.Context, apiPods []*v1.Pod) {
 		}
 	}
 	p.mu.Unlock()
-	p.forgetVolumes(present)
 	for _, pod := range apiPods {
 		if pod.DeletionTimestamp == nil || !p.isDone(pod.UID) {
 			continue

@@ -81,10 +81,14 @@ func (p *Plugin) Run(ctx context.Context, sink upstream.Sink) error {
 			return nil
 		}
 		sink.Connected(err)
-		if msg := fmt.Sprint(err); err != nil && msg != reported {
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != "" && msg != reported { // each distinct problem once
 			p.cfg.Log.Error("manifest URL: keeping the last good pods", "url", p.cfg.URL, "err", err)
 		}
-		reported = fmt.Sprint(err)
+		reported = msg
 		select {
 		case <-ctx.Done():
 			return nil
