@@ -163,13 +163,12 @@ func TestStaticPodAddChangeRenameRemove(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.d.Manifests, "web2.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, "the pod and its logs to be removed", func() bool {
+	// The status goes right after the last object: wait for all three.
+	testutil.Eventually(t, "the pod, its logs and its listing to be removed", func() bool {
 		entries, _ := os.ReadDir(e.d.LogDir)
-		return len(e.podSandboxes("web")) == 0 && len(entries) == 0
+		_, listed := e.agentPod("web")
+		return len(e.podSandboxes("web")) == 0 && len(entries) == 0 && !listed
 	})
-	if _, ok := e.agentPod("web"); ok {
-		t.Error("removed pod still listed")
-	}
 }
 
 func TestStaticPodRestartPolicies(t *testing.T) {
