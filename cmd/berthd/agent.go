@@ -65,11 +65,16 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	if v, ok := plugin.(upstream.VolumeSource); ok {
 		volumes = v
 	}
+	var objects upstream.ObjectSource
+	if o, ok := plugin.(upstream.ObjectSource); ok {
+		objects = o
+	}
 	recorder := events.New(nil, nodeName)
 	mgr := agent.New(agent.Config{
 		Events:         recorder,
 		Terminated:     terminated,
 		VolumeFiles:    volumes,
+		Objects:        objects,
 		NodeName:       nodeName,
 		LogDir:         cfg.PodLogsDir,
 		PodDir:         filepath.Join(cfg.Root, "pods"),
@@ -102,6 +107,9 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	apiSrv.Mount("GET /metrics/probes", promhttp.HandlerFor(probes, promhttp.HandlerOpts{}))
 	if plugin != nil {
 		metrics := prometheus.NewRegistry()
+		if _, ok := plugin.(*kube.Plugin); ok {
+			metrics.MustRegister(kube.Collectors()...)
+		}
 		metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "berth_upstream_connected",
 			Help:        "Whether the upstream control plane was reachable at the last attempt (1) or not (0).",

@@ -200,7 +200,7 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, c *sandboxCreat
 // and runs its postStart hook; the waiting state says why it failed.
 func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID string, ips []string, s containerStart) (v1.ContainerStateWaiting, error) {
 	c := s.container
-	if reason, msg := w.ensureImage(ctx, c); reason != "" {
+	if reason, msg := w.ensureImage(ctx, pod, c); reason != "" {
 		return v1.ContainerStateWaiting{Reason: reason, Message: msg}, errors.New(msg)
 	}
 	fail := func(reason string, err error) (v1.ContainerStateWaiting, error) {
@@ -211,7 +211,11 @@ func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID stri
 	if err != nil {
 		return fail("CreateContainerConfigError", err)
 	}
-	facts := podFacts{podIPs: ips, hostIPs: w.m.hostIPs}
+	objects, err := w.envObjects(ctx, pod, c)
+	if err != nil {
+		return fail("CreateContainerConfigError", err)
+	}
+	facts := podFacts{podIPs: ips, hostIPs: w.m.hostIPs, objects: objects}
 	facts.nodeCPU.SetMilli(w.m.cpuCapacity)
 	facts.nodeMemory.Set(w.m.memoryCapacity)
 	mounts, err := w.containerMounts(pod, c)
@@ -264,7 +268,7 @@ func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID stri
 
 // ensureImage makes the container's image present per its pull policy; a
 // reason says why the container must wait.
-func (w *worker) ensureImage(ctx context.Context, c *v1.Container) (reason, msg string) {
+func (w *worker) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (reason, msg string) {
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
 	if c.ImagePullPolicy != v1.PullAlways {
 		st, err := w.m.cfg.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
@@ -281,7 +285,7 @@ func (w *worker) ensureImage(ctx context.Context, c *v1.Container) (reason, msg 
 		}
 	}
 	w.m.events.Record(w.eventPod(), c.Name, v1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
-	if _, err := w.m.cfg.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec}); err != nil {
+	if err := w.pull(ctx, spec, pullCredentials(c.Image, w.podPullSecrets(ctx, pod, c.Name))); err != nil {
 		f := w.pulls[c.Image]
 		f.failures++
 		f.last, f.err = w.m.clock.Now(), err.Error()
@@ -291,6 +295,21 @@ func (w *worker) ensureImage(ctx context.Context, c *v1.Container) (reason, msg 
 	}
 	delete(w.pulls, c.Image)
 	return "", ""
+}
+
+// pull pulls without credentials if none match the image, else with each
+// in turn until one works, as kubelet does.
+func (w *worker) pull(ctx context.Context, spec *runtimeapi.ImageSpec, creds []*runtimeapi.AuthConfig) error {
+	if len(creds) == 0 {
+		creds = []*runtimeapi.AuthConfig{nil}
+	}
+	var err error
+	for _, auth := range creds {
+		if _, err = w.m.cfg.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec, Auth: auth}); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // cleanup removes what the agent keeps outside the runtime for a UID

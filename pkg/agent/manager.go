@@ -48,6 +48,9 @@ type Config struct {
 	// VolumeFiles supplies configMap, secret and projected volumes (the
 	// upstream plugin); without it such volumes fail.
 	VolumeFiles volumeFiles
+	// Objects supplies the configMaps and secrets of containers'
+	// environments (the upstream plugin; nil without one).
+	Objects objectData
 	// Terminated, if set, is called once everything of a pod's version
 	// (its UID) is gone from the node. It must not block.
 	Terminated func(namespace, name string, uid types.UID)

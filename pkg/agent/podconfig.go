@@ -158,9 +158,13 @@ func containerHash(c *v1.Container) string {
 
 // containerConfig is the CRI config of one attempt of a container.
 func (w *worker) containerConfig(pod *v1.Pod, c *v1.Container, s containerStart, facts podFacts, mounts []*runtimeapi.Mount) (*runtimeapi.ContainerConfig, error) {
-	env, err := containerEnv(pod, c, facts)
+	env, skipped, err := containerEnv(pod, c, facts)
 	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", c.Name, err)
+	}
+	if len(skipped) > 0 {
+		w.m.events.Record(w.eventPod(), c.Name, v1.EventTypeWarning, "InvalidEnvironmentVariableNames",
+			fmt.Sprintf("Keys [%s] from envFrom were skipped since they are considered invalid environment variable names.", strings.Join(skipped, ", ")))
 	}
 	vals := map[string]string{}
 	for _, kv := range env {

@@ -24,6 +24,33 @@ type volumeFiles interface {
 	VolumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeProjection) ([]upstream.File, error)
 }
 
+// objectData supplies the configMaps and secrets an environment reads (the
+// upstream plugin; nil without one, and such references fail).
+type objectData interface {
+	ObjectData(ctx context.Context, pod *v1.Pod, kind upstream.ObjectKind, name string) (map[string][]byte, error)
+}
+
+// envObjects reads what a container's environment refers to, each object
+// once.
+func (w *worker) envObjects(ctx context.Context, pod *v1.Pod, c *v1.Container) (map[objectRef]map[string][]byte, error) {
+	refs := envObjects(c)
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	if w.m.cfg.Objects == nil {
+		return nil, fmt.Errorf("container %q: the environment reads %s, and no upstream supplies it", c.Name, refs[0])
+	}
+	out := make(map[objectRef]map[string][]byte, len(refs))
+	for _, r := range refs {
+		data, err := w.m.cfg.Objects.ObjectData(ctx, pod, r.kind, r.name)
+		if err != nil {
+			return nil, fmt.Errorf("container %q: %w", c.Name, err)
+		}
+		out[r] = data
+	}
+	return out, nil
+}
+
 // projection turns a configMap, secret or projected volume into the
 // sources and default mode of a projected one.
 func projection(v v1.Volume) ([]v1.VolumeProjection, os.FileMode) {

@@ -114,6 +114,23 @@ type VolumeSource interface {
 	VolumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeProjection) ([]File, error)
 }
 
+// ObjectKind names the kind of object ObjectData reads.
+type ObjectKind string
+
+// The kinds a pod's environment may read from.
+const (
+	ConfigMap ObjectKind = "configMap"
+	Secret    ObjectKind = "secret"
+)
+
+// ObjectSource is a plugin that supplies the data of the configMaps and
+// secrets a pod's environment reads (configMapKeyRef, secretKeyRef,
+// envFrom). A configMap's data are its string data only: binaryData never
+// reaches an environment. A missing object is nil data and no error.
+type ObjectSource interface {
+	ObjectData(ctx context.Context, pod *v1.Pod, kind ObjectKind, name string) (map[string][]byte, error)
+}
+
 // EventReporter is a plugin that posts pod events upstream. ReportEvent
 // must not block.
 type EventReporter interface {

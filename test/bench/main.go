@@ -38,6 +38,7 @@ func main() {
 	samples := flag.Int("samples", 100, "samples per CRI operation for the per-operation figures (0 skips them)")
 	probeWindow := flag.Duration("probe-window", 60*time.Second, "how long the probe load is measured (0 skips the probe figures)")
 	probePods := flag.Int("probe-pods", 30, "pods of the probe load")
+	kubeIdle := flag.Duration("kube-idle", 60*time.Second, "idle period for the API request figure of berth as a Kubernetes node (0 skips the Kubernetes figures)")
 	flag.Parse()
 	if err := run(*n, *pods, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -45,6 +46,12 @@ func main() {
 	}
 	if *agentIdle > 0 {
 		if err := agentBench(context.Background(), *agentIdle); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *kubeIdle > 0 {
+		if err := kubeBench(context.Background(), 10, *kubeIdle); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,8 +35,15 @@ func TestKubernetesNode(t *testing.T) {
 	cluster := kube.Start(t)
 	client := cluster.Client(t)
 	hostDir := t.TempDir()
+	reg := startRegistry(t, harness.RegistryOptions{TLS: true, Username: "berth", Password: "s3cret"})
+	private := markedImage(t, "private")
+	push(t, reg, "e2e/private:1", private.img)
+	push(t, reg, "e2e/private:2", private.img) // pulled by nobody: its pull needs credentials
 	e := newEnvWith(t, func(d *harness.Daemon) {
 		d.AddArgs("--kubeconfig", cluster.NodeKubeconfig(t, d.NodeName), "--node-labels", "example.com/rack=r1")
+		if err := d.SetRegistryConfig(fmt.Sprintf("registries:\n  %q:\n    caFiles: [%q]\n", reg.Host, reg.CAFile)); err != nil {
+			t.Fatal(err)
+		}
 	})
 	node := e.d.NodeName
 	ns := "default"
@@ -137,6 +146,34 @@ func TestKubernetesNode(t *testing.T) {
 	testutil.EventuallyWithin(t, 3*time.Minute, "the configMap update in the volume", func() bool {
 		out, _, _ := e.exec(vid, "cat", "/cfg/greeting")
 		return out == "bye"
+	})
+
+	// An image from a registry that wants credentials: pulled with the
+	// pod's imagePullSecrets, and not without them.
+	auth := base64.StdEncoding.EncodeToString([]byte("berth:s3cret"))
+	if _, err := client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, reg.Host, auth)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"private", "private-nocreds"} {
+		p := apiPod(name, node, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Image = reg.Ref("e2e/private:2")
+			if name == "private" {
+				p.Spec.Containers[0].Image = reg.Ref("e2e/private:1")
+				p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "missing"}, {Name: "regcred"}}
+			}
+		})
+		if _, err := client.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAPIPod(t, client, ns, "private", "Running with its pull secret", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	waitAPIPod(t, client, ns, "private-nocreds", "failing to pull", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil &&
+			(cs[0].State.Waiting.Reason == "ErrImagePull" || cs[0].State.Waiting.Reason == "ImagePullBackOff")
 	})
 
 	// A Job-style pod finishes and says so.

@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +47,18 @@ const (
 	ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 )
 
+// T is what the control plane needs of its caller: a *testing.T, or the
+// benchmark's stand-in for one.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+}
+
 // Cluster is a running control plane. Its files live in Dir, which goes away
 // with the test.
 type Cluster struct {
@@ -63,10 +74,38 @@ type Cluster struct {
 	KubeletClientCertFile string
 	KubeletClientKeyFile  string
 
-	bin   string
-	ca    *authority
-	admin *rest.Config
-	procs []*process
+	bin           string
+	ca            *authority
+	admin         *rest.Config
+	procs         []*process
+	apiserverArgs []string
+}
+
+// StopAPIServer kills the kube-apiserver, as an outage of the control
+// plane looks to a node: etcd and the controllers stay.
+func (c *Cluster) StopAPIServer(t T) {
+	t.Helper()
+	for i, p := range c.procs {
+		if p.name == "kube-apiserver" {
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+			c.procs = append(c.procs[:i], c.procs[i+1:]...)
+			return
+		}
+	}
+	t.Fatal("no kube-apiserver runs")
+}
+
+// StartAPIServer starts the kube-apiserver (again, after StopAPIServer) on
+// the same port and returns once it is ready.
+func (c *Cluster) StartAPIServer(t T) {
+	t.Helper()
+	c.start(t, "kube-apiserver", c.apiserverArgs...)
+	client := c.Client(t)
+	c.waitFor(t, "kube-apiserver /readyz", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", err
+	})
 }
 
 type process struct {
@@ -80,7 +119,7 @@ type process struct {
 // returns once the apiserver is ready and the controllers have created the
 // default ServiceAccount. Everything is stopped and removed when t ends; if t
 // failed, the end of each component's log is logged first.
-func Start(t testing.TB) *Cluster {
+func Start(t T) *Cluster {
 	t.Helper()
 	began := time.Now()
 	c := &Cluster{bin: binaries(t), Dir: t.TempDir()}
@@ -155,34 +194,33 @@ func Start(t testing.TB) *Cluster {
 		return resp.StatusCode == http.StatusOK, fmt.Errorf("%s: %s", resp.Status, body)
 	})
 
-	c.start(t, "kube-apiserver",
+	c.apiserverArgs = []string{
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		// Endpoints may not hold loopback addresses, so the kubernetes
 		// Service gets none rather than the apiserver refusing to start.
 		"--endpoint-reconciler-type=none",
-		"--secure-port="+strconv.Itoa(ports[2]),
-		"--etcd-servers="+etcdURL,
-		"--tls-cert-file="+c.path("apiserver.crt"),
-		"--tls-private-key-file="+c.path("apiserver.key"),
-		"--client-ca-file="+c.CAFile,
+		"--secure-port=" + strconv.Itoa(ports[2]),
+		"--etcd-servers=" + etcdURL,
+		"--tls-cert-file=" + c.path("apiserver.crt"),
+		"--tls-private-key-file=" + c.path("apiserver.key"),
+		"--client-ca-file=" + c.CAFile,
 		"--authorization-mode=Node,RBAC",
 		"--enable-admission-plugins=NodeRestriction",
 		"--enable-bootstrap-token-auth",
 		"--allow-privileged=true", // as kubeadm sets it; berth runs privileged pods
-		"--service-cluster-ip-range="+ServiceCIDR,
-		"--service-account-issuer="+ServiceAccountIssuer,
-		"--service-account-key-file="+c.path("sa.pub"),
-		"--service-account-signing-key-file="+c.path("sa.key"),
-		"--kubelet-client-certificate="+c.KubeletClientCertFile,
-		"--kubelet-client-key="+c.KubeletClientKeyFile,
-		"--cert-dir="+c.path("apiserver-certs"), // never the default /var/run/kubernetes
-	)
-	client := c.Client(t)
-	c.waitFor(t, "kube-apiserver /readyz", 2*time.Minute, func(ctx context.Context) (bool, error) {
-		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		return err == nil && string(body) == "ok", err
-	})
+		"--service-cluster-ip-range=" + ServiceCIDR,
+		"--service-account-issuer=" + ServiceAccountIssuer,
+		"--service-account-key-file=" + c.path("sa.pub"),
+		"--service-account-signing-key-file=" + c.path("sa.key"),
+		"--kubelet-client-certificate=" + c.KubeletClientCertFile,
+		"--kubelet-client-key=" + c.KubeletClientKeyFile,
+		// kubeadm's order: the node's host name may resolve to loopback,
+		// which the node proxy refuses to reach.
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+		"--cert-dir=" + c.path("apiserver-certs"), // never the default /var/run/kubernetes
+	}
+	c.StartAPIServer(t)
 
 	c.start(t, "kube-controller-manager",
 		"--kubeconfig="+cmKubeconfig,
@@ -199,6 +237,7 @@ func Start(t testing.TB) *Cluster {
 		"--allocate-node-cidrs=true",
 		"--cluster-cidr="+PodCIDR,
 	)
+	client := c.Client(t)
 	c.waitFor(t, "ServiceAccount default/default", 2*time.Minute, func(ctx context.Context) (bool, error) {
 		_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, err
@@ -208,7 +247,7 @@ func Start(t testing.TB) *Cluster {
 }
 
 // Client is a client-go clientset acting as the cluster admin.
-func (c *Cluster) Client(t testing.TB) kubernetes.Interface {
+func (c *Cluster) Client(t T) kubernetes.Interface {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(rest.CopyConfig(c.admin))
 	if err != nil {
@@ -218,7 +257,7 @@ func (c *Cluster) Client(t testing.TB) kubernetes.Interface {
 }
 
 // ClientFor is a clientset acting as whoever kubeconfig names.
-func (c *Cluster) ClientFor(t testing.TB, kubeconfig string) kubernetes.Interface {
+func (c *Cluster) ClientFor(t T, kubeconfig string) kubernetes.Interface {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -234,7 +273,7 @@ func (c *Cluster) ClientFor(t testing.TB, kubeconfig string) kubernetes.Interfac
 
 // Kubectl runs kubectl as the cluster admin and returns its stdout; the error
 // carries its stderr.
-func (c *Cluster) Kubectl(t testing.TB, args ...string) (string, error) {
+func (c *Cluster) Kubectl(t T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -252,7 +291,7 @@ func (c *Cluster) Kubectl(t testing.TB, args ...string) (string, error) {
 
 func (c *Cluster) path(name string) string { return filepath.Join(c.Dir, name) }
 
-func (c *Cluster) writeFile(t testing.TB, name string, data []byte, mode os.FileMode) {
+func (c *Cluster) writeFile(t T, name string, data []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(c.path(name), data, mode); err != nil {
 		t.Fatal(err)
@@ -260,7 +299,7 @@ func (c *Cluster) writeFile(t testing.TB, name string, data []byte, mode os.File
 }
 
 // writeCert writes name.crt and name.key from issue.
-func (c *Cluster) writeCert(t testing.TB, name string, issue func() ([]byte, []byte, error)) {
+func (c *Cluster) writeCert(t T, name string, issue func() ([]byte, []byte, error)) {
 	t.Helper()
 	cert, key, err := issue()
 	if err != nil {
@@ -272,7 +311,7 @@ func (c *Cluster) writeCert(t testing.TB, name string, issue func() ([]byte, []b
 
 // kubeconfig writes Dir/name.kubeconfig for user against this cluster, all
 // certificates embedded, and returns its path.
-func (c *Cluster) kubeconfig(t testing.TB, name string, user clientcmdapi.AuthInfo) string {
+func (c *Cluster) kubeconfig(t T, name string, user clientcmdapi.AuthInfo) string {
 	t.Helper()
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["berth-test"] = &clientcmdapi.Cluster{Server: c.URL, CertificateAuthorityData: c.CACert}
@@ -288,9 +327,9 @@ func (c *Cluster) kubeconfig(t testing.TB, name string, user clientcmdapi.AuthIn
 
 // start runs Dir's binary name with its output in Dir/name.log, in a process
 // group of its own so that stop kills whatever it forks too.
-func (c *Cluster) start(t testing.TB, name string, args ...string) {
+func (c *Cluster) start(t T, name string, args ...string) {
 	t.Helper()
-	log, err := os.Create(c.path(name + ".log"))
+	log, err := os.OpenFile(c.path(name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +350,7 @@ func (c *Cluster) start(t testing.TB, name string, args ...string) {
 	}()
 }
 
-func (c *Cluster) stop(t testing.TB) {
+func (c *Cluster) stop(t T) {
 	for _, p := range c.procs {
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	}
@@ -327,7 +366,7 @@ func (c *Cluster) stop(t testing.TB) {
 
 // waitFor polls cond until it holds, failing t at the deadline or as soon as
 // a component exits. cond's error (if any) explains the last miss.
-func (c *Cluster) waitFor(t testing.TB, what string, timeout time.Duration, cond func(context.Context) (bool, error)) {
+func (c *Cluster) waitFor(t T, what string, timeout time.Duration, cond func(context.Context) (bool, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -357,7 +396,7 @@ func (c *Cluster) waitFor(t testing.TB, what string, timeout time.Duration, cond
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
 // All are held open together so that none is handed out twice.
-func freePorts(t testing.TB, n int) []int {
+func freePorts(t T, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
@@ -392,7 +431,7 @@ func tail(path string, n int) string {
 // binaries returns the directory holding Binaries: $BERTH_KUBE_BIN, else what
 // build.sh builds (or finds in its cache). Missing binaries fail the test: a
 // suite that skipped here would pass without testing anything.
-func binaries(t testing.TB) string {
+func binaries(t T) string {
 	t.Helper()
 	dir := os.Getenv("BERTH_KUBE_BIN")
 	if dir == "" {

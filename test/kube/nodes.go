@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"crypto/rand"
-	"testing"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -18,7 +17,7 @@ import (
 // ClientCert issues a client certificate (PEM cert and key) signed by the
 // cluster CA: the apiserver takes cn as the user name and groups as its
 // groups.
-func (c *Cluster) ClientCert(t testing.TB, cn string, groups ...string) (certPEM, keyPEM []byte) {
+func (c *Cluster) ClientCert(t T, cn string, groups ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	cert, key, err := c.ca.clientCert(cn, groups...)
 	if err != nil {
@@ -30,7 +29,7 @@ func (c *Cluster) ClientCert(t testing.TB, cn string, groups ...string) (certPEM
 // NodeKubeconfig writes a kubeconfig for the node nodeName, as a kubelet
 // that already has its client certificate uses (CN=system:node:<name>,
 // O=system:nodes), and returns its path.
-func (c *Cluster) NodeKubeconfig(t testing.TB, nodeName string) string {
+func (c *Cluster) NodeKubeconfig(t T, nodeName string) string {
 	t.Helper()
 	cert, key := c.ClientCert(t, "system:node:"+nodeName, "system:nodes")
 	return c.kubeconfig(t, "node-"+nodeName+"-"+randToken(6), clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key})
@@ -41,7 +40,7 @@ func (c *Cluster) NodeKubeconfig(t testing.TB, nodeName string) string {
 // token may create CSRs; nodes' renewal CSRs are approved automatically,
 // first ones are not), and returns the path of a kubeconfig using the token.
 // It returns once the apiserver accepts the token for creating CSRs.
-func (c *Cluster) BootstrapKubeconfig(t testing.TB) string {
+func (c *Cluster) BootstrapKubeconfig(t T) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -87,7 +86,7 @@ func (c *Cluster) BootstrapKubeconfig(t testing.TB) string {
 }
 
 // bindGroup binds ClusterRole role to group, keeping a binding that exists.
-func (c *Cluster) bindGroup(ctx context.Context, t testing.TB, name, role, group string) {
+func (c *Cluster) bindGroup(ctx context.Context, t T, name, role, group string) {
 	t.Helper()
 	_, err := c.Client(t).RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name},

@@ -77,7 +77,10 @@ func (p *Plugin) deleteMirror(ctx context.Context, m *v1.Pod) {
 func mirrorOf(s *v1.Pod, node *v1.Node) *v1.Pod {
 	m := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels,
-			Annotations: map[string]string{}, OwnerReferences: nodeOwner(node)},
+			Annotations: map[string]string{}, OwnerReferences: []metav1.OwnerReference{
+				// NodeRestriction admits a node's mirror pod only with the
+				// Node as its controller.
+				{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID, Controller: ptr.To(true)}}},
 		Spec: *s.Spec.DeepCopy(),
 	}
 	for k, v := range s.Annotations {

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -155,9 +156,16 @@ func newWithClient(cfg Config, client *apiClient) *Plugin {
 	if cfg.MaxPods == 0 {
 		cfg.MaxPods = defaultMaxPods
 	}
-	return &Plugin{cfg: cfg, client: client, terminated: make(chan types.UID, 256), doneUIDs: map[types.UID]bool{},
+	p := &Plugin{cfg: cfg, client: client, terminated: make(chan types.UID, 256), doneUIDs: map[types.UID]bool{},
 		staticChanged: make(chan struct{}, 1),
 		vols:          volumeCache{objects: map[string]cachedObject{}, tokens: map[string]cachedToken{}}}
+	if cfg.Root != "" {
+		p.vols.journal = filepath.Join(cfg.Root, "upstream", "kubernetes-objects.json")
+		if err := p.vols.load(cfg.Clock.Now()); err != nil {
+			cfg.Log.Warn("journal of configMaps and secrets unreadable: starting without it", "err", err)
+		}
+	}
+	return p
 }
 
 // Name is "kubernetes".

@@ -1,14 +1,20 @@
 package kube
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,22 +29,73 @@ import (
 // read per object and minute (kubelet's "Cache" change detection).
 const objectTTL = time.Minute
 
-// volumeCache remembers objects and tokens for VolumeFiles.
+// volumeCache remembers objects and tokens for VolumeFiles and
+// ObjectData. It is journalled (root-only, as the pod journal), so that
+// pods from the API start again from it after a restart while the API
+// server is unreachable: the last data read and tokens that have not
+// expired are used for as long as it stays unreachable.
 type volumeCache struct {
 	mu      sync.Mutex
+	journal string // "" in tests: nothing kept on disk
 	objects map[string]cachedObject
 	tokens  map[string]cachedToken
 }
 
 type cachedObject struct {
-	data    map[string][]byte // nil: not found
-	fetched time.Time
+	Data    map[string][]byte `json:"data,omitempty"`   // a secret's data, a configMap's string data
+	Binary  map[string][]byte `json:"binary,omitempty"` // a configMap's binaryData
+	Missing bool              `json:"missing,omitempty"`
+	fetched time.Time         // zero when read from the journal
+	used    time.Time
 }
 
 type cachedToken struct {
-	token   string
-	refresh time.Time // 80 % of its lifetime, as kubelet renews
-	expires time.Time
+	Token   string    `json:"token"`
+	Refresh time.Time `json:"refresh"` // 80 % of its lifetime, as kubelet renews
+	Expires time.Time `json:"expires"`
+}
+
+type volumeJournal struct {
+	Objects map[string]cachedObject `json:"objects"`
+	Tokens  map[string]cachedToken  `json:"tokens"`
+}
+
+// load fills the cache from its journal.
+func (c *volumeCache) load(now time.Time) error {
+	data, err := os.ReadFile(c.journal)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var j volumeJournal
+	if err := json.Unmarshal(data, &j); err != nil {
+		return fmt.Errorf("%s: %w", c.journal, err)
+	}
+	for k, o := range j.Objects {
+		o.used = now
+		c.objects[k] = o
+	}
+	for k, t := range j.Tokens {
+		c.tokens[k] = t
+	}
+	return nil
+}
+
+// save writes the journal; c.mu is held.
+func (c *volumeCache) save() error {
+	if c.journal == "" {
+		return nil
+	}
+	data, err := json.Marshal(volumeJournal{Objects: c.objects, Tokens: c.tokens})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.journal), 0o700); err != nil {
+		return err
+	}
+	return renameio.WriteFile(c.journal, data, 0o600)
 }
 
 // VolumeFiles is upstream.VolumeSource's: configMaps and secrets read
@@ -47,17 +104,17 @@ type cachedToken struct {
 func (p *Plugin) VolumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeProjection) ([]upstream.File, error) {
 	switch {
 	case src.ConfigMap != nil:
-		data, err := p.object(ctx, "configmap", pod.Namespace, src.ConfigMap.Name)
+		o, err := p.object(ctx, upstream.ConfigMap, pod.Namespace, src.ConfigMap.Name)
 		if err != nil {
 			return nil, err
 		}
-		return projectKeys("configmap", pod.Namespace, src.ConfigMap.Name, data, src.ConfigMap.Items, ptr.Deref(src.ConfigMap.Optional, false))
+		return projectKeys(upstream.ConfigMap, pod.Namespace, src.ConfigMap.Name, o.files(), src.ConfigMap.Items, ptr.Deref(src.ConfigMap.Optional, false))
 	case src.Secret != nil:
-		data, err := p.object(ctx, "secret", pod.Namespace, src.Secret.Name)
+		o, err := p.object(ctx, upstream.Secret, pod.Namespace, src.Secret.Name)
 		if err != nil {
 			return nil, err
 		}
-		return projectKeys("secret", pod.Namespace, src.Secret.Name, data, src.Secret.Items, ptr.Deref(src.Secret.Optional, false))
+		return projectKeys(upstream.Secret, pod.Namespace, src.Secret.Name, o.files(), src.Secret.Items, ptr.Deref(src.Secret.Optional, false))
 	case src.ServiceAccountToken != nil:
 		tok, err := p.token(ctx, pod, src.ServiceAccountToken)
 		if err != nil {
@@ -68,51 +125,98 @@ func (p *Plugin) VolumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeProj
 	return nil, fmt.Errorf("projected volume source not supported by berth yet (configMap, secret, serviceAccountToken and downwardAPI are)")
 }
 
-// object reads a configMap's or secret's data (nil if it does not exist).
-func (p *Plugin) object(ctx context.Context, kind, ns, name string) (map[string][]byte, error) {
-	key := kind + "/" + ns + "/" + name
+// ObjectData is upstream.ObjectSource's, from the same cache as volumes.
+func (p *Plugin) ObjectData(ctx context.Context, pod *v1.Pod, kind upstream.ObjectKind, name string) (map[string][]byte, error) {
+	o, err := p.object(ctx, kind, pod.Namespace, name)
+	if err != nil || o.Missing {
+		return nil, err
+	}
+	if o.Data == nil {
+		return map[string][]byte{}, nil
+	}
+	return o.Data, nil
+}
+
+// files are all keys of an object as a volume has them (nil: missing).
+func (o cachedObject) files() map[string][]byte {
+	if o.Missing {
+		return nil
+	}
+	out := make(map[string][]byte, len(o.Data)+len(o.Binary))
+	maps.Copy(out, o.Data)
+	maps.Copy(out, o.Binary)
+	return out
+}
+
+// object reads a configMap or secret. When the API server cannot answer,
+// the last data read stand: the node keeps running what it was given.
+func (p *Plugin) object(ctx context.Context, kind upstream.ObjectKind, ns, name string) (cachedObject, error) {
+	key := string(kind) + "/" + ns + "/" + name
 	now := p.cfg.Clock.Now()
 	p.vols.mu.Lock()
 	c, ok := p.vols.objects[key]
-	p.vols.mu.Unlock()
-	if ok && now.Sub(c.fetched) < objectTTL {
-		return c.data, nil
+	if ok {
+		c.used = now
+		p.vols.objects[key] = c
 	}
-	var data map[string][]byte
+	p.vols.mu.Unlock()
+	if ok && !c.fetched.IsZero() && now.Sub(c.fetched) < objectTTL {
+		return c, nil
+	}
+	var o cachedObject
 	var err error
 	switch kind {
-	case "configmap":
+	case upstream.ConfigMap:
 		var cm *v1.ConfigMap
 		if cm, err = p.client.getConfigMap(ctx, ns, name); err == nil {
-			data = map[string][]byte{}
+			o.Data = map[string][]byte{}
 			for k, v := range cm.Data {
-				data[k] = []byte(v)
+				o.Data[k] = []byte(v)
 			}
-			for k, v := range cm.BinaryData {
-				data[k] = v
-			}
+			o.Binary = cm.BinaryData
 		}
-	case "secret":
+	case upstream.Secret:
 		var s *v1.Secret
 		if s, err = p.client.getSecret(ctx, ns, name); err == nil {
-			data = s.Data
-			if data == nil {
-				data = map[string][]byte{}
-			}
+			o.Data = s.Data
+		}
+	default:
+		return o, fmt.Errorf("%s %s/%s: unknown kind", kind, ns, name)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		o.Missing = true
+	case err != nil && ok:
+		// Asked again in objectTTL: an unreachable API server costs each
+		// pass a timeout at most once a minute.
+		c.fetched = now
+		p.vols.mu.Lock()
+		p.vols.objects[key] = c
+		p.vols.mu.Unlock()
+		return c, nil
+	case err != nil:
+		return o, fmt.Errorf("%s %s/%s: %w", kind, ns, name, err)
+	}
+	o.fetched, o.used = now, now
+	p.vols.mu.Lock()
+	defer p.vols.mu.Unlock()
+	p.vols.objects[key] = o
+	if !ok || !sameObject(c, o) {
+		if err := p.vols.save(); err != nil {
+			p.cfg.Log.Warn("journal of configMaps and secrets not written", "err", err)
 		}
 	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("%s %s/%s: %w", kind, ns, name, err)
-	}
-	p.vols.mu.Lock()
-	p.vols.objects[key] = cachedObject{data: data, fetched: now}
-	p.vols.mu.Unlock()
-	return data, nil
+	return o, nil
+}
+
+func sameObject(a, b cachedObject) bool {
+	eq := func(x, y []byte) bool { return bytes.Equal(x, y) }
+	return a.Missing == b.Missing && maps.EqualFunc(a.Data, b.Data, eq) && maps.EqualFunc(a.Binary, b.Binary, eq)
 }
 
 // projectKeys lays an object's keys out as files: the items asked for,
 // or every key.
-func projectKeys(kind, ns, name string, data map[string][]byte, items []v1.KeyToPath, optional bool) ([]upstream.File, error) {
+func projectKeys(kind upstream.ObjectKind, ns, name string, data map[string][]byte, items []v1.KeyToPath, optional bool) ([]upstream.File, error) {
 	if data == nil {
 		if optional {
 			return nil, nil
@@ -156,8 +260,8 @@ func (p *Plugin) token(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountT
 	p.vols.mu.Lock()
 	c, ok := p.vols.tokens[key]
 	p.vols.mu.Unlock()
-	if ok && now.Before(c.refresh) {
-		return c.token, nil
+	if ok && now.Before(c.Refresh) {
+		return c.Token, nil
 	}
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 		ExpirationSeconds: &expiration,
@@ -168,15 +272,18 @@ func (p *Plugin) token(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountT
 	}
 	resp, err := p.client.createToken(ctx, pod.Namespace, sa, req)
 	if err != nil {
-		if ok && now.Before(c.expires) {
-			return c.token, nil // still valid: try again next pass
+		if ok && now.Before(c.Expires) {
+			return c.Token, nil // still valid: try again next pass
 		}
 		return "", fmt.Errorf("token for service account %s/%s: %w", pod.Namespace, sa, err)
 	}
 	exp := resp.Status.ExpirationTimestamp.Time
 	life := exp.Sub(now)
 	p.vols.mu.Lock()
-	p.vols.tokens[key] = cachedToken{token: resp.Status.Token, expires: exp, refresh: now.Add(life * 8 / 10)}
+	p.vols.tokens[key] = cachedToken{Token: resp.Status.Token, Expires: exp, Refresh: now.Add(life * 8 / 10)}
+	if err := p.vols.save(); err != nil {
+		p.cfg.Log.Warn("journal of configMaps and secrets not written", "err", err)
+	}
 	p.vols.mu.Unlock()
 	return resp.Status.Token, nil
 }
@@ -186,6 +293,7 @@ func (p *Plugin) token(ctx context.Context, pod *v1.Pod, src *v1.ServiceAccountT
 func (p *Plugin) forgetVolumes(present map[types.UID]bool) {
 	p.vols.mu.Lock()
 	defer p.vols.mu.Unlock()
+	n := len(p.vols.tokens) + len(p.vols.objects)
 	for key := range p.vols.tokens {
 		uid, _, _ := strings.Cut(key, "/")
 		if !present[types.UID(uid)] {
@@ -194,8 +302,13 @@ func (p *Plugin) forgetVolumes(present map[types.UID]bool) {
 	}
 	now := p.cfg.Clock.Now()
 	for key, c := range p.vols.objects {
-		if now.Sub(c.fetched) > 10*objectTTL {
+		if now.Sub(c.used) > 10*objectTTL {
 			delete(p.vols.objects, key)
+		}
+	}
+	if len(p.vols.tokens)+len(p.vols.objects) != n {
+		if err := p.vols.save(); err != nil {
+			p.cfg.Log.Warn("journal of configMaps and secrets not written", "err", err)
 		}
 	}
 }
