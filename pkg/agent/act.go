@@ -30,6 +30,15 @@ type actResult struct {
 func (w *worker) act(ctx context.Context, pod *v1.Pod, obs observation, a podActions) (actResult, error) {
 	r := actResult{failed: map[string]v1.ContainerStateWaiting{}}
 	rt := w.m.cfg.Runtime
+	for name, wt := range a.waiting {
+		switch wt.Reason {
+		case "CrashLoopBackOff":
+			w.m.events.Record(w.eventPod(), name, v1.EventTypeWarning, "BackOff",
+				fmt.Sprintf("Back-off restarting failed container %s in pod %s", name, w.key))
+		case "ImagePullBackOff":
+			w.m.events.Record(w.eventPod(), name, v1.EventTypeNormal, "BackOff", wt.Message)
+		}
+	}
 	for _, stage := range a.kills {
 		if err := w.killStage(ctx, pod, obs, stage); err != nil {
 			return r, err
@@ -239,6 +248,7 @@ func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID stri
 		return fail("CreateContainerError", fmt.Errorf("create container: %w", err))
 	}
 	id := created.GetContainerId()
+	w.m.events.Record(w.eventPod(), c.Name, v1.EventTypeNormal, "Created", "Created container: "+c.Name)
 	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
 		return fail("RunContainerError", fmt.Errorf("start container: %w", err))
 	}
@@ -276,6 +286,7 @@ func (w *worker) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 			return "ErrImageInspect", err.Error()
 		}
 		if st.GetImage() != nil {
+			w.m.events.Record(w.eventPod(), c.Name, v1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", c.Image))
 			return "", ""
 		}
 		if c.ImagePullPolicy == v1.PullNever {
@@ -285,6 +296,7 @@ func (w *worker) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 		}
 	}
 	w.m.events.Record(w.eventPod(), c.Name, v1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
+	began := w.m.clock.Now()
 	if err := w.pull(ctx, spec, pullCredentials(c.Image, w.podPullSecrets(ctx, pod, c.Name))); err != nil {
 		f := w.pulls[c.Image]
 		f.failures++
@@ -294,6 +306,8 @@ func (w *worker) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 		return "ErrImagePull", err.Error()
 	}
 	delete(w.pulls, c.Image)
+	w.m.events.Record(w.eventPod(), c.Name, v1.EventTypeNormal, "Pulled",
+		fmt.Sprintf("Successfully pulled image %q in %s", c.Image, w.m.clock.Since(began).Round(time.Millisecond)))
 	return "", ""
 }
 

@@ -112,6 +112,21 @@ func TestKubernetesNode(t *testing.T) {
 	if sbs := e.podSandboxesNamed("web"); len(sbs) != 1 || sbs[0].GetMetadata().GetUid() != string(created.UID) {
 		t.Errorf("sandboxes of web: %v", sbs)
 	}
+	// Its events reach the API as kubelet posts them.
+	testutil.Eventually(t, "web's Pulled, Created and Started events in the API", func() bool {
+		list, err := client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
+			FieldSelector: "involvedObject.name=web,involvedObject.kind=Pod"})
+		if err != nil {
+			return false
+		}
+		seen := map[string]bool{}
+		for _, ev := range list.Items {
+			if ev.InvolvedObject.UID == created.UID && ev.Source.Host == node && ev.InvolvedObject.FieldPath == "spec.containers{main}" {
+				seen[ev.Reason] = true
+			}
+		}
+		return seen["Pulled"] && seen["Created"] && seen["Started"]
+	})
 
 	// Volumes from the API: a configMap (updated while the pod runs) and
 	// the service account token kubelet would mount.
