@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,6 +24,7 @@ import (
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/config"
 	"github.com/berth-project/berth/pkg/events"
+	"github.com/berth-project/berth/pkg/kubeletapi"
 	"github.com/berth-project/berth/pkg/source"
 	"github.com/berth-project/berth/pkg/upstream"
 	"github.com/berth-project/berth/pkg/upstream/kube"
@@ -53,7 +56,15 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		nodeName = strings.ToLower(h)
 	}
 	rt := runtimeapi.NewRuntimeServiceClient(conn)
-	plugin, err := upstreamPlugin(cfg, nodeName, rt, log)
+	kubeletListener, err := listenKubeletAPI(cfg)
+	if err != nil {
+		return err
+	}
+	if kubeletListener != nil {
+		// The Node reports the port bound (--port 0 picks one).
+		cfg.Port = kubeletListener.Addr().(*net.TCPAddr).Port
+	}
+	plugin, err := upstreamPlugin(cfg, nodeName, rt, runtimeapi.NewImageServiceClient(conn), log)
 	if err != nil {
 		return err
 	}
@@ -121,6 +132,16 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 			return 0
 		}))
 		apiSrv.Mount("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		if kubeletListener != nil {
+			err := startKubeletAPI(ctx, cfg, plugin, kubeletapi.Config{
+				NodeName: nodeName, Listener: kubeletListener, Pods: mgr.Status(),
+				Containers: rt, Streams: rt, Stats: rt, ContainerMetrics: rt, ImageFS: runtimeapi.NewImageServiceClient(conn),
+				RootDir: cfg.Root, Metrics: metrics, ProbeMetrics: probes, Log: log.With("api", "kubelet"),
+			})
+			if err != nil {
+				return err
+			}
+		}
 	}
 	socket := cfg.APISocket
 	if socket == "" {
@@ -172,7 +193,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 }
 
 // upstreamPlugin is the configured control plane plugin, nil for none.
-func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeServiceClient, log *slog.Logger) (upstream.Plugin, error) {
+func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeServiceClient, images runtimeapi.ImageServiceClient, log *slog.Logger) (upstream.Plugin, error) {
 	switch cfg.UpstreamPlugin() {
 	case "kubernetes":
 		certDir := cfg.CertDir
@@ -188,8 +209,10 @@ func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeSer
 			NodeLabels:          cfg.NodeLabels,
 			Taints:              cfg.RegisterWithTaints,
 			Runtime:             rt,
+			Images:              images,
 			Root:                cfg.Root,
 			Version:             kubeletVersion,
+			KubeletPort:         int32(cfg.Port),
 			Log:                 log.With("upstream", "kubernetes"),
 		})
 	case "url":
@@ -209,4 +232,89 @@ func pluginName(p upstream.Plugin) string {
 		return ""
 	}
 	return p.Name()
+}
+
+// listenKubeletAPI listens where the kubelet API is served: only a
+// Kubernetes node has one.
+func listenKubeletAPI(cfg config.Config) (net.Listener, error) {
+	if cfg.UpstreamPlugin() != "kubernetes" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return nil, fmt.Errorf("kubelet API: %w", err)
+	}
+	return l, nil
+}
+
+// kubeletAuth is what the kubernetes plugin lends the kubelet API: its
+// reviews of callers, and the API server's CA.
+type kubeletAuth interface {
+	kubeletapi.TokenReviewer
+	kubeletapi.AccessReviewer
+	ClusterCA() []byte
+}
+
+var _ kubeletAuth = (*kube.Plugin)(nil)
+
+// startKubeletAPI completes api with the serving certificate and the
+// callers' authentication, and serves it until ctx ends.
+func startKubeletAPI(ctx context.Context, cfg config.Config, plugin upstream.Plugin, api kubeletapi.Config) error {
+	auth, ok := plugin.(kubeletAuth)
+	if !ok {
+		return fmt.Errorf("kubelet API: upstream %s cannot review its callers", plugin.Name())
+	}
+	certDir := cfg.CertDir
+	if certDir == "" {
+		certDir = filepath.Join(cfg.Root, "pki")
+	}
+	names := []string{api.NodeName}
+	if h, err := os.Hostname(); err == nil && strings.ToLower(h) != api.NodeName {
+		names = append(names, strings.ToLower(h))
+	}
+	cert, err := kubeletapi.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, certDir, names, nodeIPs(cfg.NodeIP), time.Now())
+	if err != nil {
+		return fmt.Errorf("kubelet API: %w", err)
+	}
+	api.Certificate, api.Tokens, api.Access = cert, auth, auth
+	ca, source := auth.ClusterCA(), "the kubeconfig's CA bundle"
+	if cfg.ClientCAFile != "" {
+		if ca, err = os.ReadFile(cfg.ClientCAFile); err != nil {
+			return fmt.Errorf("kubelet API: client CA: %w", err)
+		}
+		source = cfg.ClientCAFile
+	}
+	if len(ca) > 0 {
+		if api.ClientCAs, err = kubeletapi.ClientCAs(ca); err != nil {
+			return fmt.Errorf("kubelet API: client CA from %s: %w", source, err)
+		}
+	} else {
+		api.Log.Warn("kubelet API: no client CA (the kubeconfig names none; see --client-ca-file): only bearer tokens authenticate")
+	}
+	srv, err := kubeletapi.New(api)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := srv.Run(ctx); err != nil {
+			api.Log.Error("kubelet API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// nodeIPs are the addresses the kubelet API's certificate names: the
+// node IP, or else the host's global addresses.
+func nodeIPs(nodeIP string) []net.IP {
+	if ip := net.ParseIP(nodeIP); ip != nil {
+		return []net.IP{ip}
+	}
+	var out []net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			out = append(out, n.IP)
+		}
+	}
+	return out
 }

@@ -77,7 +77,12 @@ func run() error {
 	fs.StringVar(&cfg.Upstream, "upstream", cfg.Upstream, "control plane plugin: none, url or kubernetes (default: url with --manifest-url, kubernetes with --kubeconfig)")
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig with this node's credentials: berth joins that cluster as a Node")
 	fs.StringVar(&cfg.BootstrapKubeconfig, "bootstrap-kubeconfig", cfg.BootstrapKubeconfig, "kubeconfig with a bootstrap token: berth asks the cluster for a node certificate and writes --kubeconfig")
-	fs.StringVar(&cfg.CertDir, "cert-dir", cfg.CertDir, "directory of the node's client certificate (default: <root>/pki)")
+	fs.StringVar(&cfg.CertDir, "cert-dir", cfg.CertDir, "directory of the node's client certificate and the kubelet API's self-signed one (default: <root>/pki)")
+	fs.StringVar(&cfg.Address, "address", cfg.Address, "IP address the kubelet API listens on (upstream kubernetes)")
+	fs.IntVar(&cfg.Port, "port", cfg.Port, "port of the kubelet API (upstream kubernetes; 0: a free port), reported in the Node's status")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", cfg.TLSCertFile, "serving certificate of the kubelet API (default: a self-signed kubelet.crt made in --cert-dir)")
+	fs.StringVar(&cfg.TLSPrivateKeyFile, "tls-private-key-file", cfg.TLSPrivateKeyFile, "the key of --tls-cert-file")
+	fs.StringVar(&cfg.ClientCAFile, "client-ca-file", cfg.ClientCAFile, "CA bundle verifying the kubelet API's client certificates (default: the CA bundle of --kubeconfig, the API server's)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the Node's InternalIP (default: the host's first global address)")
 	fs.Func("node-labels", "labels of the Node, 'key=value,key=value'", func(s string) (err error) {
 		cfg.NodeLabels, err = config.ParseNodeLabels(s)
@@ -189,6 +194,16 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 		cfg.CertDir = from.CertDir
 	case "node-ip":
 		cfg.NodeIP = from.NodeIP
+	case "address":
+		cfg.Address = from.Address
+	case "port":
+		cfg.Port = from.Port
+	case "tls-cert-file":
+		cfg.TLSCertFile = from.TLSCertFile
+	case "tls-private-key-file":
+		cfg.TLSPrivateKeyFile = from.TLSPrivateKeyFile
+	case "client-ca-file":
+		cfg.ClientCAFile = from.ClientCAFile
 	case "node-labels":
 		cfg.NodeLabels = from.NodeLabels
 	case "register-with-taints":

@@ -79,6 +79,18 @@ type Config struct {
 	NodeIP              string            `json:"nodeIP"`
 	NodeLabels          map[string]string `json:"nodeLabels"`
 	RegisterWithTaints  []v1.Taint        `json:"registerWithTaints"`
+	// The kubelet API the kubernetes plugin serves, with kubelet's
+	// settings of the same names: Address and Port it listens on (port 0
+	// picks a free one), its serving certificate TLSCertFile and
+	// TLSPrivateKeyFile ("": self-signed kubelet.crt and kubelet.key in
+	// CertDir), and ClientCAFile, the CAs of client certificates
+	// (kubelet's authentication.x509.clientCAFile; "": the CA of the
+	// kubeconfig).
+	Address           string `json:"address"`
+	Port              int    `json:"port"`
+	TLSCertFile       string `json:"tlsCertFile"`
+	TLSPrivateKeyFile string `json:"tlsPrivateKeyFile"`
+	ClientCAFile      string `json:"clientCAFile"`
 	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
 	// kubelet's settings of the same names for the url plugin.
 	StaticPodURL       string              `json:"staticPodURL"`
@@ -148,6 +160,8 @@ func Default() Config {
 		CgroupRoot:    "kubepods",
 
 		HTTPCheckFrequency: Duration{20 * time.Second},
+		Address:            "0.0.0.0",
+		Port:               10250,
 
 		NRIPluginPath:       "/opt/nri/plugins",
 		NRIPluginConfigPath: "/etc/nri/conf.d",
@@ -311,6 +325,15 @@ func (c Config) Validate() (warnings []string, err error) {
 	}
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		return nil, fmt.Errorf("config: nodeIP %q is not an IP address", c.NodeIP)
+	}
+	if net.ParseIP(c.Address) == nil {
+		return nil, fmt.Errorf("config: address %q is not an IP address", c.Address)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return nil, fmt.Errorf("config: port %d must be from 0 to 65535", c.Port)
+	}
+	if (c.TLSCertFile == "") != (c.TLSPrivateKeyFile == "") {
+		return nil, fmt.Errorf("config: tlsCertFile %q and tlsPrivateKeyFile %q go together", c.TLSCertFile, c.TLSPrivateKeyFile)
 	}
 	if c.UpstreamPlugin() == "url" && c.HTTPCheckFrequency.Duration < time.Second {
 		return nil, fmt.Errorf("config: httpCheckFrequency %v must be at least 1s", c.HTTPCheckFrequency.Duration)

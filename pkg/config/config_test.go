@@ -36,6 +36,9 @@ func TestValidate(t *testing.T) {
 		"kubernetes without kubeconfig": func(c *Config) { c.Upstream = "kubernetes" },
 		"kubeconfig with url":           func(c *Config) { c.Upstream, c.StaticPodURL, c.Kubeconfig = "url", "http://h/p", "/k" },
 		"bad node IP":                   func(c *Config) { c.Kubeconfig, c.NodeIP = "/k", "10.0.0" },
+		"bad address":                   func(c *Config) { c.Address = "localhost" },
+		"port out of range":             func(c *Config) { c.Port = 65536 },
+		"certificate without key":       func(c *Config) { c.TLSCertFile = "/etc/berth/kubelet.crt" },
 		"polling too often": func(c *Config) {
 			c.StaticPodURL, c.HTTPCheckFrequency = "http://h/p", Duration{time.Millisecond}
 		},
@@ -87,5 +90,20 @@ func TestNodeLabelsAndTaints(t *testing.T) {
 		if _, err := ParseTaints(bad); err == nil {
 			t.Errorf("taint %q accepted", bad)
 		}
+	}
+}
+
+func TestKubeletAPIOptions(t *testing.T) {
+	c := Default()
+	if c.Port != 10250 || c.Address != "0.0.0.0" {
+		t.Errorf("defaults %s:%d, want kubelet's 0.0.0.0:10250", c.Address, c.Port)
+	}
+	path := filepath.Join(t.TempDir(), "berth.json")
+	os.WriteFile(path, []byte(`{"port": 10251, "address": "127.0.0.1", "clientCAFile": "/etc/berth/ca.crt"}`), 0o600)
+	if err := c.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 10251 || c.Address != "127.0.0.1" || c.ClientCAFile != "/etc/berth/ca.crt" {
+		t.Errorf("from the file: %s:%d, client CA %q", c.Address, c.Port, c.ClientCAFile)
 	}
 }

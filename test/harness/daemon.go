@@ -137,7 +137,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		"--cri-socket", d.Socket, "--root", d.Root, "--state", d.State,
 		"--cni-conf-dir", d.confDir(), "--log-level", "debug",
 		"--pod-manifest-path", d.Manifests, "--pod-logs-dir", d.LogDir,
-		"--api-socket", d.APISocket, "--node-name", d.NodeName, "--cgroup-root", d.CgroupRoot)
+		"--api-socket", d.APISocket, "--node-name", d.NodeName, "--cgroup-root", d.CgroupRoot,
+		// A Kubernetes node's kubelet API on a free port: two runs and a
+		// running berthd never collide on 10250.
+		"--port", "0")
 	cmd.Args = append(cmd.Args, d.extraArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

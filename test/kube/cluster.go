@@ -277,9 +277,7 @@ func (c *Cluster) Kubectl(t T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// Own discovery cache: another cluster may have had this port before.
-	full := append([]string{"--kubeconfig=" + c.AdminKubeconfig, "--cache-dir=" + c.path("kubectl-cache")}, args...)
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "kubectl"), full...)
+	cmd := c.KubectlCommand(ctx, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -287,6 +285,15 @@ func (c *Cluster) Kubectl(t T, args ...string) (string, error) {
 		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return string(out), nil
+}
+
+// KubectlCommand is kubectl with args as the cluster admin, for what
+// Kubectl cannot do: feed stdin, or run on while the test goes on. It is
+// killed when ctx ends.
+func (c *Cluster) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	// Own discovery cache: another cluster may have had this port before.
+	full := append([]string{"--kubeconfig=" + c.AdminKubeconfig, "--cache-dir=" + c.path("kubectl-cache")}, args...)
+	return exec.CommandContext(ctx, filepath.Join(c.bin, "kubectl"), full...)
 }
 
 func (c *Cluster) path(name string) string { return filepath.Join(c.Dir, name) }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,8 @@ import (
 // upstream (measured; see make bench).
 type apiClient struct {
 	core, coord rest.Interface
+	// authn and authz review the callers of berth's kubelet API.
+	authn, authz rest.Interface
 }
 
 var (
@@ -38,6 +41,9 @@ func init() {
 		panic(err)
 	}
 	if err := authenticationv1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if err := authorizationv1.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 }
@@ -57,7 +63,15 @@ func newAPIClient(base *rest.Config) (*apiClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &apiClient{core: core, coord: coord}, nil
+	authn, err := restFor(authenticationv1.SchemeGroupVersion, "/apis")
+	if err != nil {
+		return nil, err
+	}
+	authz, err := restFor(authorizationv1.SchemeGroupVersion, "/apis")
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{core: core, coord: coord, authn: authn, authz: authz}, nil
 }
 
 func (c *apiClient) createNode(ctx context.Context, n *v1.Node) (*v1.Node, error) {
@@ -130,6 +144,16 @@ func (c *apiClient) createToken(ctx context.Context, ns, serviceAccount string, 
 	out := &authenticationv1.TokenRequest{}
 	return out, c.core.Post().Namespace(ns).Resource("serviceaccounts").Name(serviceAccount).SubResource("token").
 		Body(req).Do(ctx).Into(out)
+}
+
+func (c *apiClient) createTokenReview(ctx context.Context, r *authenticationv1.TokenReview) (*authenticationv1.TokenReview, error) {
+	out := &authenticationv1.TokenReview{}
+	return out, c.authn.Post().Resource("tokenreviews").Body(r).Do(ctx).Into(out)
+}
+
+func (c *apiClient) createSubjectAccessReview(ctx context.Context, r *authorizationv1.SubjectAccessReview) (*authorizationv1.SubjectAccessReview, error) {
+	out := &authorizationv1.SubjectAccessReview{}
+	return out, c.authz.Post().Resource("subjectaccessreviews").Body(r).Do(ctx).Into(out)
 }
 
 // The record.EventSink that client-go's event broadcaster (aggregation,

@@ -1,8 +1,10 @@
 package kube
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
+	"slices"
 
 	"github.com/google/cadvisor/lib/fs"
 	"github.com/google/cadvisor/lib/machine"
@@ -90,6 +92,7 @@ type nodeFacts struct {
 	runtimeErr       error
 	kubeletVersion   string
 	kubeletPort      int32
+	images           []*runtimeapi.Image
 	now              metav1.Time
 	conditionsBefore []v1.NodeCondition
 }
@@ -110,7 +113,37 @@ func nodeStatus(f nodeFacts) v1.NodeStatus {
 			OperatingSystem: runtime.GOOS, Architecture: runtime.GOARCH,
 		},
 		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: f.kubeletPort}},
+		Images:          nodeImages(f.images),
 	}
+}
+
+// kubelet's bounds on the images a Node lists: the scheduler's image
+// locality needs the big ones, not every name of every image.
+const (
+	maxNodeImages    = 50
+	maxNamesPerImage = 5
+)
+
+// nodeImages are the node's images as kubelet lists them: largest first,
+// each by its digests, then its tags.
+func nodeImages(imgs []*runtimeapi.Image) []v1.ContainerImage {
+	imgs = slices.Clone(imgs)
+	slices.SortStableFunc(imgs, func(a, b *runtimeapi.Image) int { return cmp.Compare(b.GetSize(), a.GetSize()) })
+	var out []v1.ContainerImage
+	for _, img := range imgs {
+		names := append(slices.Clone(img.GetRepoDigests()), img.GetRepoTags()...)
+		if len(names) == 0 {
+			continue
+		}
+		if len(names) > maxNamesPerImage {
+			names = names[:maxNamesPerImage]
+		}
+		out = append(out, v1.ContainerImage{Names: names, SizeBytes: int64(img.GetSize())})
+		if len(out) == maxNodeImages {
+			break
+		}
+	}
+	return out
 }
 
 // nodeConditions are kubelet's four conditions. Ready needs the runtime

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -93,5 +95,26 @@ func TestResources(t *testing.T) {
 	}
 	if len(capacity) != len(want) {
 		t.Errorf("capacity %v", capacity)
+	}
+}
+
+func TestNodeImages(t *testing.T) {
+	var imgs []*runtimeapi.Image
+	for i := range maxNodeImages + 5 {
+		imgs = append(imgs, &runtimeapi.Image{Id: fmt.Sprint(i), Size: uint64(i), RepoTags: []string{fmt.Sprintf("img:%d", i)}})
+	}
+	imgs = append(imgs,
+		&runtimeapi.Image{Id: "nameless", Size: 1 << 40},
+		&runtimeapi.Image{Id: "big", Size: 1 << 30, RepoDigests: []string{"img@sha256:1"},
+			RepoTags: []string{"a:1", "b:1", "c:1", "d:1", "e:1", "f:1"}})
+	got := nodeImages(imgs)
+	if len(got) != maxNodeImages {
+		t.Fatalf("%d images listed, want %d", len(got), maxNodeImages)
+	}
+	if want := []string{"img@sha256:1", "a:1", "b:1", "c:1", "d:1"}; !slices.Equal(got[0].Names, want) || got[0].SizeBytes != 1<<30 {
+		t.Errorf("largest image %+v, want names %q", got[0], want)
+	}
+	if last := got[len(got)-1]; last.Names[0] != fmt.Sprintf("img:%d", maxNodeImages+5-(maxNodeImages-1)) {
+		t.Errorf("smallest listed image %+v: the smallest ones should be left out", last)
 	}
 }

@@ -22,9 +22,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,6 +48,12 @@ type runtimeInfo interface {
 	Status(ctx context.Context, in *runtimeapi.StatusRequest, opts ...grpc.CallOption) (*runtimeapi.StatusResponse, error)
 }
 
+// imageLister is the slice of the CRI's image service the Node's image
+// list reads.
+type imageLister interface {
+	ListImages(ctx context.Context, in *runtimeapi.ListImagesRequest, opts ...grpc.CallOption) (*runtimeapi.ListImagesResponse, error)
+}
+
 // Config is what the plugin needs.
 type Config struct {
 	// Kubeconfig is a kubeconfig file with this node's credentials; the
@@ -63,13 +72,18 @@ type Config struct {
 	NodeLabels map[string]string
 	Taints     []v1.Taint
 	Runtime    runtimeInfo
+	// Images lists the node's images for the Node's status; nil: none.
+	Images imageLister
 	// Root is berth's --root: its filesystem is the ephemeral storage.
 	Root    string
 	MaxPods int
 	// Version is reported as the Node's kubeletVersion.
 	Version string
-	Clock   clock.WithTicker
-	Log     *slog.Logger
+	// KubeletPort is where berth serves its kubelet API, reported as the
+	// Node's kubelet endpoint; 0 means kubelet's 10250.
+	KubeletPort int32
+	Clock       clock.WithTicker
+	Log         *slog.Logger
 }
 
 // Plugin is a Node of a Kubernetes cluster.
@@ -83,6 +97,10 @@ type Plugin struct {
 
 	bootstrap *rest.Config // the bootstrap credentials, when joining by CSR
 	creds     *credentials
+	// reviews is client for the kubelet API's reviews of its callers,
+	// which read it from their own goroutines while joinByCSR may set it.
+	reviews  atomic.Pointer[apiClient]
+	caBundle []byte // the API server's CA, from the kubeconfig
 
 	terminated chan types.UID
 	mu         sync.Mutex
@@ -102,7 +120,7 @@ const (
 	nodeStatusReport     = 5 * time.Minute
 	nodeLeaseNamespace   = "kube-node-lease"
 	defaultMaxPods       = 110
-	kubeletPort          = 10250
+	defaultKubeletPort   = 10250
 	configSourceAPI      = "api"
 	configSourceAnnotKey = "kubernetes.io/config.source"
 )
@@ -117,6 +135,9 @@ func New(cfg Config) (*Plugin, error) {
 		}
 		p := newWithClient(cfg, nil)
 		p.bootstrap, p.creds = rc, &credentials{dir: cfg.CertDir}
+		if p.caBundle, err = caBundle(rc); err != nil {
+			return nil, fmt.Errorf("bootstrap kubeconfig %s: %w", cfg.BootstrapKubeconfig, err)
+		}
 		if err := p.creds.load(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			cfg.Log.Warn("node certificate unreadable: bootstrapping a new one", "err", err)
 		}
@@ -130,7 +151,21 @@ func New(cfg Config) (*Plugin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
 	}
-	return newWithClient(cfg, client), nil
+	p := newWithClient(cfg, client)
+	p.reviews.Store(client)
+	if p.caBundle, err = caBundle(rc); err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+	}
+	return p, nil
+}
+
+// caBundle is the CA rc trusts for the API server; nil when it names none
+// (the system's roots).
+func caBundle(rc *rest.Config) ([]byte, error) {
+	if len(rc.CAData) > 0 || rc.CAFile == "" {
+		return rc.CAData, nil
+	}
+	return os.ReadFile(rc.CAFile)
 }
 
 // tlsConfigFrom reads a kubeconfig whose server must be verified https.
@@ -189,6 +224,44 @@ func (p *Plugin) isDone(uid types.UID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.doneUIDs[uid]
+}
+
+// errNoCredentials: the node has no credentials yet (its certificate is
+// still asked for by CSR).
+var errNoCredentials = errors.New("the node has no API credentials yet")
+
+// ClusterCA is the CA bundle of the kubeconfig berth reaches the API
+// server with (PEM; nil when it names none): kubelet's API trusts client
+// certificates it signed unless told otherwise.
+func (p *Plugin) ClusterCA() []byte { return p.caBundle }
+
+// ReviewToken asks the API server whose token this is (a TokenReview of
+// authentication.k8s.io/v1), for the kubelet API.
+func (p *Plugin) ReviewToken(ctx context.Context, token string) (authenticationv1.TokenReviewStatus, error) {
+	c := p.reviews.Load()
+	if c == nil {
+		return authenticationv1.TokenReviewStatus{}, errNoCredentials
+	}
+	r, err := c.createTokenReview(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}})
+	if err != nil {
+		return authenticationv1.TokenReviewStatus{}, fmt.Errorf("token review: %w", err)
+	}
+	return r.Status, nil
+}
+
+// ReviewAccess asks the API server whether spec's user may do what spec
+// says (a SubjectAccessReview of authorization.k8s.io/v1), for the
+// kubelet API.
+func (p *Plugin) ReviewAccess(ctx context.Context, spec authorizationv1.SubjectAccessReviewSpec) (authorizationv1.SubjectAccessReviewStatus, error) {
+	c := p.reviews.Load()
+	if c == nil {
+		return authorizationv1.SubjectAccessReviewStatus{}, errNoCredentials
+	}
+	r, err := c.createSubjectAccessReview(ctx, &authorizationv1.SubjectAccessReview{Spec: spec})
+	if err != nil {
+		return authorizationv1.SubjectAccessReviewStatus{}, fmt.Errorf("subject access review: %w", err)
+	}
+	return r.Status, nil
 }
 
 // Run registers the node, then keeps the lease, the node's status and the
@@ -285,7 +358,11 @@ func (p *Plugin) register(ctx context.Context, facts machineFacts) (*v1.Node, er
 
 // nodeStatus asks the runtime and computes the Node's status.
 func (p *Plugin) nodeStatus(ctx context.Context, m machineFacts, before []v1.NodeCondition) (v1.NodeStatus, error) {
-	f := nodeFacts{machine: m, maxPods: p.cfg.MaxPods, kubeletVersion: p.cfg.Version, kubeletPort: kubeletPort,
+	port := p.cfg.KubeletPort
+	if port == 0 {
+		port = defaultKubeletPort
+	}
+	f := nodeFacts{machine: m, maxPods: p.cfg.MaxPods, kubeletVersion: p.cfg.Version, kubeletPort: port,
 		now: metav1.NewTime(p.cfg.Clock.Now()), conditionsBefore: before}
 	addrs, err := p.addresses()
 	if err != nil {
@@ -294,6 +371,11 @@ func (p *Plugin) nodeStatus(ctx context.Context, m machineFacts, before []v1.Nod
 	f.addresses = addrs
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if p.cfg.Images != nil {
+		if resp, err := p.cfg.Images.ListImages(cctx, &runtimeapi.ListImagesRequest{}); err == nil {
+			f.images = resp.GetImages()
+		}
+	}
 	if v, err := p.cfg.Runtime.Version(cctx, &runtimeapi.VersionRequest{}); err == nil {
 		f.runtimeVersion = v.GetRuntimeName() + "://" + v.GetRuntimeVersion()
 	}
@@ -388,6 +470,7 @@ func (p *Plugin) joinByCSR(ctx context.Context, sink upstream.Sink) bool {
 		sink.Connected(err)
 		return false
 	}
+	p.reviews.Store(p.client)
 	go p.rotateCertificate(ctx, rc)
 	return true
 }
