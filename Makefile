@@ -8,7 +8,7 @@ PREFIX    ?= /usr/local
 LIBEXEC   := $(PREFIX)/lib/berth
 CNI_BIN   := /opt/cni/bin
 CNI_CONF  := /etc/cni/net.d
-DEBS      := libseccomp-dev pkg-config busybox-static iptables iproute2 gcc docker-registry containerd
+DEBS      := libseccomp-dev pkg-config busybox-static iptables iproute2 gcc docker-registry containerd systemd
 CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/main/bridge \
 	github.com/containernetworking/plugins/plugins/main/loopback \

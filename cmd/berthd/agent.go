@@ -37,7 +37,7 @@ const kubeletVersion = "v1.37.2-berth"
 
 // startAgent runs the static pod agent against the CRI endpoint (berthd's
 // own socket unless another runtime is named) and serves its local API.
-func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agent.Manager, error) {
 	endpoint := cfg.ContainerRuntimeEndpoint
 	if endpoint == "" {
 		endpoint = "unix://" + cfg.CRISocket
@@ -45,20 +45,20 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 	if err != nil {
-		return fmt.Errorf("agent: CRI endpoint %s: %w", endpoint, err)
+		return nil, fmt.Errorf("agent: CRI endpoint %s: %w", endpoint, err)
 	}
 	nodeName := strings.ToLower(cfg.NodeName)
 	if nodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		nodeName = strings.ToLower(h)
 	}
 	rt := runtimeapi.NewRuntimeServiceClient(conn)
 	kubeletListener, err := listenKubeletAPI(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if kubeletListener != nil {
 		// The Node reports the port bound (--port 0 picks one).
@@ -66,7 +66,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	}
 	plugin, err := upstreamPlugin(cfg, nodeName, rt, runtimeapi.NewImageServiceClient(conn), log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var terminated func(namespace, name string, uid types.UID)
 	if o, ok := plugin.(upstream.TerminationObserver); ok {
@@ -139,7 +139,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 				RootDir: cfg.Root, Metrics: metrics, ProbeMetrics: probes, Log: log.With("api", "kubelet"),
 			})
 			if err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -149,13 +149,13 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	}
 	l, err := listenSocket(socket)
 	if err != nil {
-		return fmt.Errorf("agent API: %w", err)
+		return nil, fmt.Errorf("agent API: %w", err)
 	}
 	listeners := []net.Listener{l}
 	if cfg.APIAddress != "" {
 		tl, err := net.Listen("tcp", cfg.APIAddress)
 		if err != nil {
-			return fmt.Errorf("agent API: %w", err)
+			return nil, fmt.Errorf("agent API: %w", err)
 		}
 		listeners = append(listeners, tl)
 	}
@@ -189,7 +189,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		}
 	}()
 	log.Info("agent running", "manifests", cfg.StaticPodPath, "upstream", cfg.UpstreamPlugin(), "node", nodeName, "runtime", endpoint, "api", socket)
-	return nil
+	return mgr, nil
 }
 
 // upstreamPlugin is the configured control plane plugin, nil for none.

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -30,6 +31,7 @@ import (
 	"github.com/berth-project/berth/cri/runc"
 	"github.com/berth-project/berth/cri/server"
 	"github.com/berth-project/berth/cri/streaming"
+	"github.com/berth-project/berth/pkg/agent"
 	"github.com/berth-project/berth/pkg/config"
 	"github.com/berth-project/berth/pkg/imagegc"
 )
@@ -125,7 +127,7 @@ func run() error {
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, logOptions(level)))
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -133,6 +135,31 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, cfg, log)
+}
+
+// logOptions: structured lines with their level; under journald (which
+// stamps every line itself) without a time of their own.
+func logOptions(level slog.Level) *slog.HandlerOptions {
+	opts := &slog.HandlerOptions{Level: level}
+	if stderrIsJournal() {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return opts
+}
+
+// stderrIsJournal: systemd names the journal stream it connected in
+// JOURNAL_STREAM ("device:inode"); stderr may since have been redirected.
+func stderrIsJournal() bool {
+	var st syscall.Stat_t
+	if syscall.Fstat(int(os.Stderr.Fd()), &st) != nil {
+		return false
+	}
+	return os.Getenv("JOURNAL_STREAM") == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
 // applyFlag copies one explicitly set flag's value over the file's.
@@ -226,6 +253,7 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	notify(log, "STATUS=opening the image store")
 	images, err := image.Open(filepath.Join(cfg.Root, "images"))
 	if err != nil {
 		return err
@@ -263,6 +291,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if note != "" {
 		log.Warn(note)
 	}
+	notify(log, "STATUS=recovering sandboxes and containers")
 	svc, err := server.New(ctx, server.Config{
 		Root:           cfg.Root,
 		State:          cfg.State,
@@ -290,8 +319,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var mgr *agent.Manager
 	if cfg.StaticPodPath != "" || cfg.UpstreamPlugin() != "none" {
-		if err := startAgent(ctx, cfg, log.With("component", "agent")); err != nil {
+		notify(log, "STATUS=starting the agent")
+		if mgr, err = startAgent(ctx, cfg, log.With("component", "agent")); err != nil {
 			return err
 		}
 	}
@@ -302,7 +333,47 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			log.Error("streaming server stopped", "error", err)
 		}
 	}()
+	go announce(ctx, cfg, mgr, log)
 	return serveCRI(ctx, l, cfg.CRISocket, svc, log)
+}
+
+// announce tells systemd that berthd is ready once its CRI socket answers
+// and the agent has taken in its pods (adopting what runs of them), keeps
+// its watchdog fed while both work, and says when berthd stops.
+func announce(ctx context.Context, cfg config.Config, mgr *agent.Manager, log *slog.Logger) {
+	conn, err := grpc.NewClient("unix://"+cfg.CRISocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Error("systemd notify: CRI client", "err", err)
+		return
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	alive := func(ctx context.Context) error {
+		if _, err := rt.Version(ctx, &runtimeapi.VersionRequest{}, grpc.WaitForReady(true)); err != nil {
+			return fmt.Errorf("CRI socket %s: %w", cfg.CRISocket, err)
+		}
+		if mgr != nil {
+			return mgr.Responsive(ctx)
+		}
+		return nil
+	}
+	if err := alive(ctx); err != nil {
+		return // ctx ended
+	}
+	status := "STATUS=serving the CRI on " + cfg.CRISocket
+	if mgr != nil {
+		notify(log, "STATUS=adopting the pods")
+		select {
+		case <-mgr.Applied():
+		case <-ctx.Done():
+			return
+		}
+		status += "; agent running"
+	}
+	notify(log, daemon.SdNotifyReady+"\n"+status)
+	go watchdog(ctx, alive, log)
+	<-ctx.Done()
+	notify(log, daemon.SdNotifyStopping+"\nSTATUS=stopping (containers keep running)")
 }
 
 // loadRegistries applies the registry configuration. The default file may

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -78,6 +79,7 @@ type Manager struct {
 	workers  map[string]*worker // by namespace/name
 	qosReady bool               // the QoS cgroups exist
 	adopted  bool               // the runtime's pods were matched against the first complete set
+	applied  chan struct{}      // closed once a first set of pods was taken in
 	polling  bool               // the runtime has no event stream
 	runtime  string             // the runtime's name, for container IDs (containerd://…)
 	wg       sync.WaitGroup
@@ -108,7 +110,7 @@ func New(cfg Config) *Manager {
 	}
 	mem, cpu := nodeCapacity()
 	m := &Manager{cfg: cfg, clock: cfg.Clock, status: cfg.Status, events: cfg.Events,
-		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}}
+		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}, applied: make(chan struct{})}
 	m.prober = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log,
 		Notify: m.wake,
 		Event: func(pod, container, reason, message string) {
@@ -120,6 +122,29 @@ func New(cfg Config) *Manager {
 			}
 		}})
 	return m
+}
+
+// Applied is closed once the first set of pods was taken in: every pod
+// the sources named then has its worker, which adopts what the runtime
+// already runs of it.
+func (m *Manager) Applied() <-chan struct{} { return m.applied }
+
+// Responsive says whether the agent's bookkeeping answers before ctx
+// ends: a watchdog's check that it is not wedged.
+func (m *Manager) Responsive(ctx context.Context) error {
+	locked := make(chan int, 1) // buffered: a late answer does not block
+	go func() {
+		m.mu.Lock()
+		n := len(m.workers)
+		m.mu.Unlock()
+		locked <- n
+	}()
+	select {
+	case <-locked:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("agent: pod bookkeeping blocked: %w", ctx.Err())
+	}
 }
 
 // Status is the cache the agent publishes pod statuses to: what readers
@@ -179,6 +204,11 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod, complete bool) er
 			!old.DeletionTimestamp.Equal(p.DeletionTimestamp) {
 			w.setPod(p)
 		}
+	}
+	select {
+	case <-m.applied:
+	default:
+		close(m.applied)
 	}
 	return nil
 }

@@ -53,6 +53,9 @@ type Daemon struct {
 	Runtime runtimeapi.RuntimeServiceClient
 	Images  runtimeapi.ImageServiceClient
 
+	// Env is added to berthd's environment (NOTIFY_SOCKET, …).
+	Env []string
+
 	extraArgs []string // more berthd flags, set through SetRegistryConfig
 }
 
@@ -142,6 +145,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		// running berthd never collide on 10250.
 		"--port", "0")
 	cmd.Args = append(cmd.Args, d.extraArgs...)
+	cmd.Env = append(os.Environ(), d.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
