@@ -1,5 +1,5 @@
 # berth build. `make` builds everything into bin/ (the daemon, the shim, the
-# pause process, the exec helper, the CLI, runc and the reference CNI
+# pause process, the exec helper, the CLI, runc, crictl and the reference CNI
 # plugins, all pinned in go.mod). `make test` installs what the tests need and runs them all.
 
 GO        ?= go
@@ -8,7 +8,11 @@ PREFIX    ?= /usr/local
 LIBEXEC   := $(PREFIX)/lib/berth
 CNI_BIN   := /opt/cni/bin
 CNI_CONF  := /etc/cni/net.d
-DEBS      := libseccomp-dev pkg-config busybox-static iptables iproute2 gcc docker-registry containerd systemd
+# Debian packages: what building needs, what a node needs to run pods
+# (the CNI plugins call iptables and ip), and what only the tests need.
+BUILD_DEBS := gcc libseccomp-dev pkg-config
+NODE_DEBS  := iptables iproute2
+TEST_DEBS  := busybox-static docker-registry containerd systemd
 CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/main/bridge \
 	github.com/containernetworking/plugins/plugins/main/loopback \
@@ -16,18 +20,26 @@ CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 TEST_FLAGS ?=
 
-.PHONY: all build deps run test unit e2e bench install lint clean kube-tools
+.PHONY: all build deps node-deps run-deps test-deps run test unit e2e bench install uninstall lint clean kube-tools
 
 all: build
 
-# deps installs the Debian packages the build and the tests need. It is a
-# no-op when they are present, so it costs nothing on a prepared machine.
-deps:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# The deps targets install missing Debian packages; each is a no-op when
+# they are present, so it costs nothing on a prepared machine.
+apt-install = @missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+deps:
+	$(call apt-install,$(BUILD_DEBS))
+node-deps:
+	$(call apt-install,$(NODE_DEBS))
+run-deps:
+	$(call apt-install,$(NODE_DEBS) busybox-static)
+test-deps:
+	$(call apt-install,$(NODE_DEBS) $(TEST_DEBS))
 
 # nri_no_wasm: berthd runs NRI plugins as processes or socket clients, not
 # as WebAssembly; leaving the WASM runtime out keeps berthd small.
@@ -37,11 +49,13 @@ build: deps
 	$(CC) -O2 -Wall -Wextra -Werror -static -o $(BIN)/berth-exec cmd/berth-exec/main.c -lseccomp
 	CGO_ENABLED=1 $(GO) build -tags seccomp -o $(BIN)/runc github.com/opencontainers/runc
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/cni/ $(CNI_PLUGINS)
+	CGO_ENABLED=0 $(GO) build -ldflags="-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$$($(GO) list -m -f '{{.Version}}' sigs.k8s.io/cri-tools)" \
+		-o $(BIN)/ sigs.k8s.io/cri-tools/cmd/crictl
 
 # run builds berth, starts berthd in the foreground on the default socket
 # (writing the default pod network for 10.88.0.0/16 if none is configured)
 # and runs the example pod next to it. Ctrl-C stops berthd; pods stay.
-run: build
+run: build run-deps
 	@$(BIN)/berthd --pod-cidr 10.88.0.0/16 --pod-manifest-path $(CURDIR)/example/manifests & pid=$$!; \
 	trap 'kill $$pid; wait $$pid' INT TERM; \
 	$(GO) run ./test/example || true; \
@@ -50,7 +64,7 @@ run: build
 # The kubernetes plugin's tests run a real etcd, kube-apiserver and
 # kube-controller-manager, built once from the Go module proxy by
 # test/kube/build.sh into a cache outside the repository.
-test: build lint
+test: build test-deps lint
 	BERTH_KUBE_BIN=$$(bash test/kube/build.sh | tail -1) $(GO) test $(TEST_FLAGS) -count=1 -p 1 -timeout 20m ./...
 
 kube-tools:
@@ -59,7 +73,7 @@ kube-tools:
 unit:
 	$(GO) test -count=1 -short ./...
 
-bench: build
+bench: build test-deps
 	$(GO) run ./test/bench
 
 # lint fails on unformatted files, vet findings and staticcheck findings
@@ -69,13 +83,33 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-install: build
-	install -d $(PREFIX)/bin $(LIBEXEC) $(CNI_BIN) $(CNI_CONF)
-	install -m 0755 $(BIN)/berthd $(BIN)/berthctl $(PREFIX)/bin/
+# install puts what `make` built in place and says what it did; it builds
+# nothing and installs no compiler. Existing configuration (CNI, crictl)
+# is left alone.
+install: node-deps
+	@[ -x $(BIN)/berthd ] || { echo "nothing built: run make first"; exit 1; }
+	install -d $(PREFIX)/bin $(LIBEXEC) $(CNI_BIN) $(CNI_CONF) /etc/berth/manifests
+	install -m 0755 $(BIN)/berthd $(BIN)/berthctl $(BIN)/crictl $(PREFIX)/bin/
 	install -m 0755 $(BIN)/berth-shim $(BIN)/berth-pause $(BIN)/berth-exec $(BIN)/runc $(LIBEXEC)/
 	install -m 0755 $(BIN)/cni/* $(CNI_BIN)/
-	[ -n "$$(ls $(CNI_CONF)/*.conflist 2>/dev/null)" ] || install -m 0644 cni-plugins/10-berth.conflist $(CNI_CONF)/
+	@if ls $(CNI_CONF)/*.conflist >/dev/null 2>&1; then echo "kept the CNI configuration in $(CNI_CONF)"; \
+	else install -m 0644 cni-plugins/10-berth.conflist $(CNI_CONF)/ && echo "installed $(CNI_CONF)/10-berth.conflist"; fi
+	@if [ -e /etc/crictl.yaml ]; then echo "kept /etc/crictl.yaml"; \
+	else printf 'runtime-endpoint: unix:///run/berth/berth.sock\nimage-endpoint: unix:///run/berth/berth.sock\n' > /etc/crictl.yaml && echo "installed /etc/crictl.yaml (crictl talks to berth)"; fi
 	install -m 0644 systemd/berth.service /etc/systemd/system/berth.service
+	@echo "installed berthd, berthctl, crictl in $(PREFIX)/bin, the shim, pause, exec helper and runc in $(LIBEXEC),"
+	@echo "the CNI plugins in $(CNI_BIN), /etc/berth/manifests and the unit; start it: systemctl daemon-reload && systemctl enable --now berth"
+
+# uninstall removes what install put in place; configuration it kept or
+# wrote, the manifests and berth's state stay (say `rm -rf` yourself).
+uninstall:
+	-systemctl disable --now berth 2>/dev/null
+	rm -f /etc/systemd/system/berth.service
+	rm -f $(PREFIX)/bin/berthd $(PREFIX)/bin/berthctl $(PREFIX)/bin/crictl
+	rm -rf $(LIBEXEC)
+	cd $(BIN)/cni && for p in *; do rm -f $(CNI_BIN)/$$p; done
+	@echo "removed the binaries, the CNI plugins berth installed and the unit; kept /etc/berth, $(CNI_CONF), /etc/crictl.yaml,"
+	@echo "/var/lib/berth and /var/log/pods (pods still running were not stopped: stop them with crictl first)"
 
 clean:
 	rm -rf $(BIN)

@@ -254,7 +254,7 @@ func applyFlag(cfg *config.Config, from config.Config, name string) {
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	notify(log, "STATUS=opening the image store")
-	images, err := image.Open(filepath.Join(cfg.Root, "images"))
+	images, err := image.Open(filepath.Join(cfg.Root, "images"), log)
 	if err != nil {
 		return err
 	}

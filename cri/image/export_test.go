@@ -195,7 +195,7 @@ func TestExportErrors(t *testing.T) {
 	if err := atomicfile.WriteJSON(path, rec); err != nil {
 		t.Fatal(err)
 	}
-	old, err := Open(s.root)
+	old, err := Open(s.root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func TestImportRejectsEscapingLayers(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(filepath.Join(sandbox, "store"))
+			s, err := Open(filepath.Join(sandbox, "store"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,7 +55,7 @@ func TestFsInfoTracksChanges(t *testing.T) {
 	}
 	check("after rewriting a record")
 
-	reopened, err := Open(s.root)
+	reopened, err := Open(s.root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,7 +245,7 @@ func writeRawArchive(t *testing.T, entries ...entry) string {
 
 func openStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "images"))
+	s, err := Open(filepath.Join(t.TempDir(), "images"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"runtime"
 	"slices"
@@ -98,7 +97,7 @@ func (s *Store) store(ctx context.Context, srcs []*source, what string) ([]Image
 	w := s.begin(what)
 	defer w.close()
 	for _, src := range srcs {
-		warnPlatform(src, what)
+		s.warnPlatform(src, what)
 		if err := w.storeSource(ctx, src); err != nil {
 			return nil, err
 		}
@@ -160,10 +159,10 @@ func union(a, b []string) []string {
 // warnPlatform logs an image built for another platform: it is stored (it
 // may run under binfmt emulation), but a failure to start it later is then
 // easier to explain.
-func warnPlatform(src *source, what string) {
+func (s *Store) warnPlatform(src *source, what string) {
 	os, arch := src.config.OS, src.config.Architecture
 	if (os != "" && os != runtime.GOOS) || (arch != "" && arch != runtime.GOARCH) {
-		slog.Warn("image store: image is built for another platform", "source", what,
+		s.log.Warn("image store: image is built for another platform", "source", what,
 			"image", src.id, "platform", os+"/"+arch)
 	}
 }

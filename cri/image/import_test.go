@@ -385,7 +385,7 @@ func TestImportMovesTagAndKeepsOldImageByID(t *testing.T) {
 	}
 
 	// All of it survives a restart.
-	reopened, err := Open(s.root)
+	reopened, err := Open(s.root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +495,7 @@ func sha256Hex(b []byte) string {
 
 func TestOpenRemovesLeftovers(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "images")
-	s, err := Open(root)
+	s, err := Open(root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +518,7 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(root)
+	s, err = Open(root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"slices"
 
@@ -206,6 +205,6 @@ func (w *work) close() {
 	}
 	s.mu.Unlock()
 	if err = errors.Join(err, deleteTrash(trash)); err != nil {
-		slog.Warn("image store: cleaning up after a failed store; Prune will retry", "source", w.what, "err", err)
+		w.s.log.Warn("image store: cleaning up after a failed store; Prune will retry", "source", w.what, "err", err)
 	}
 }

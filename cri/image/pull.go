@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -82,7 +81,7 @@ func (s *Store) pull(ctx context.Context, norm string, auth *Auth) (Image, error
 		err = fmt.Errorf("%s: %w", ep.label, err)
 		failures = append(failures, err)
 		if len(failures) < len(eps) {
-			slog.Debug("image pull: endpoint failed, trying the next", "ref", norm, "err", err)
+			s.log.Debug("image pull: endpoint failed, trying the next", "ref", norm, "err", err)
 		}
 	}
 	last := failures[len(failures)-1]
@@ -251,7 +250,7 @@ func (s *Store) storePulled(ctx context.Context, puller *remote.Puller, repo nam
 	} else {
 		src.addNames([]string{norm}, []string{repoOf(norm) + "@" + resolved})
 	}
-	warnPlatform(src, what)
+	s.warnPlatform(src, what)
 	if err := w.storeSource(ctx, src); err != nil {
 		return Image{}, err
 	}

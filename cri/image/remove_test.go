@@ -68,7 +68,7 @@ func TestRemoveAndPruneLayers(t *testing.T) {
 			t.Errorf("Remove(%s) of an absent image: %v, want NotFound", ref, err)
 		}
 	}
-	reopened, err := Open(s.root)
+	reopened, err := Open(s.root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

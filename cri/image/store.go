@@ -22,6 +22,7 @@ import (
 // short steps that publish or retract records and layers.
 type Store struct {
 	root string
+	log  *slog.Logger
 	// registries is the registry configuration pulls use (never nil);
 	// SetRegistries swaps it whole, so a pull sees one configuration.
 	registries atomic.Pointer[registryHosts]
@@ -61,14 +62,18 @@ func (s *Store) layerDir(diffID string) string {
 // cannot be read, or whose layers are missing, is logged and left out: the
 // image counts as absent, so a new import or pull replaces it. Open does not
 // delete unreferenced layers, because only the caller knows which layers
-// running containers still use; call Prune for that.
-func Open(root string) (*Store, error) {
+// running containers still use; call Prune for that. log (nil: discard)
+// gets what the store notices on its own.
+func Open(root string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", root, err)
 	}
 	s := &Store{
-		root: abs, images: map[string]*record{}, busy: map[string]int{}, busyBlobs: map[string]int{},
+		root: abs, log: log, images: map[string]*record{}, busy: map[string]int{}, busyBlobs: map[string]int{},
 		usage: newDiskUsage(),
 	}
 	s.registries.Store(&registryHosts{})
@@ -139,7 +144,7 @@ func (s *Store) load() error {
 		path := filepath.Join(s.imagesDir(), name)
 		rec, err := s.loadRecord(path)
 		if err != nil {
-			slog.Warn("image store: skipping unreadable image record", "path", path, "err", err)
+			s.log.Warn("image store: skipping unreadable image record", "path", path, "err", err)
 			continue
 		}
 		s.images[rec.Image.ID] = rec
