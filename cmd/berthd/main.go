@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -37,7 +38,11 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	err := run()
+	if errors.Is(err, flag.ErrHelp) {
+		return // the usage was printed: what was asked for
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "berthd:", err)
 		os.Exit(1)
 	}
@@ -49,78 +54,10 @@ func run() error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	cfg := config.Default()
-	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
-	configFile := fs.String("config", "", "JSON configuration file (flags override it)")
-	fs.StringVar(&cfg.CRISocket, "cri-socket", cfg.CRISocket, "unix socket serving the CRI")
-	fs.StringVar(&cfg.Root, "root", cfg.Root, "directory for persistent state (records, images)")
-	fs.StringVar(&cfg.State, "state", cfg.State, "directory for runtime state (shim sockets, netns, runc state)")
-	fs.StringVar(&cfg.RuncBinary, "runc", cfg.RuncBinary, "runc binary")
-	fs.StringVar(&cfg.ShimBinary, "shim", cfg.ShimBinary, "berth-shim binary")
-	fs.StringVar(&cfg.PauseBinary, "pause", cfg.PauseBinary, "berth-pause binary")
-	fs.StringVar(&cfg.ExecBinary, "exec-helper", cfg.ExecBinary, "berth-exec binary, which runs execs and exec probes without runc (\"\": always runc)")
-	cniBin := fs.String("cni-bin-dir", strings.Join(cfg.CNIBinDirs, ","), "comma-separated CNI plugin directories")
-	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", cfg.CNIConfDir, "CNI network configuration directory")
-	fs.StringVar(&cfg.CgroupDriver, "cgroup-driver", cfg.CgroupDriver, "cgroupfs or systemd")
-	fs.StringVar(&cfg.PodCIDR, "pod-cidr", cfg.PodCIDR, "pod CIDR; writes the default pod network when none is configured")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	fs.StringVar(&cfg.RegistryConfig, "registry-config", cfg.RegistryConfig, "registry configuration file (mirrors, plain HTTP, CAs), YAML or JSON")
-	fs.IntVar(&cfg.ImageGCHighThresholdPercent, "image-gc-high-threshold", cfg.ImageGCHighThresholdPercent, "image filesystem usage percent that starts image garbage collection (100 disables it)")
-	fs.IntVar(&cfg.ImageGCLowThresholdPercent, "image-gc-low-threshold", cfg.ImageGCLowThresholdPercent, "image filesystem usage percent image garbage collection frees down to")
-	fs.DurationVar(&cfg.ImageMinimumGCAge.Duration, "minimum-image-ttl-duration", cfg.ImageMinimumGCAge.Duration, "minimum age of an unused image before it may be garbage collected")
-	fs.StringVar(&cfg.StreamingAddress, "streaming-address", cfg.StreamingAddress, "host:port of the exec/attach/port-forward streaming server (port 0: a free port)")
-	fs.StringVar(&cfg.StaticPodPath, "pod-manifest-path", cfg.StaticPodPath, "directory of static pod manifests (\"\": no agent, only the CRI runtime)")
-	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name appended to static pod names, and the Node's name (default: the host name)")
-	fs.StringVar(&cfg.NodeName, "hostname-override", cfg.NodeName, "kubelet's spelling of --node-name")
-	fs.StringVar(&cfg.PodLogsDir, "pod-logs-dir", cfg.PodLogsDir, "directory of the pods' container logs")
-	fs.StringVar(&cfg.APISocket, "api-socket", cfg.APISocket, "unix socket of the read-only local API (default: <state>/api.sock)")
-	fs.StringVar(&cfg.APIAddress, "api-address", cfg.APIAddress, "host:port to also serve the local API on")
-	fs.StringVar(&cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", cfg.ContainerRuntimeEndpoint, "CRI endpoint the agent drives (default: berthd's own)")
-	fs.StringVar(&cfg.Upstream, "upstream", cfg.Upstream, "control plane plugin: none, url or kubernetes (default: url with --manifest-url, kubernetes with --kubeconfig)")
-	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig with this node's credentials: berth joins that cluster as a Node")
-	fs.StringVar(&cfg.BootstrapKubeconfig, "bootstrap-kubeconfig", cfg.BootstrapKubeconfig, "kubeconfig with a bootstrap token: berth asks the cluster for a node certificate and writes --kubeconfig")
-	fs.StringVar(&cfg.CertDir, "cert-dir", cfg.CertDir, "directory of the node's client certificate and the kubelet API's self-signed one (default: <root>/pki)")
-	fs.StringVar(&cfg.Address, "address", cfg.Address, "IP address the kubelet API listens on (upstream kubernetes)")
-	fs.IntVar(&cfg.Port, "port", cfg.Port, "port of the kubelet API (upstream kubernetes; 0: a free port), reported in the Node's status")
-	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", cfg.TLSCertFile, "serving certificate of the kubelet API (default: a self-signed kubelet.crt made in --cert-dir)")
-	fs.StringVar(&cfg.TLSPrivateKeyFile, "tls-private-key-file", cfg.TLSPrivateKeyFile, "the key of --tls-cert-file")
-	fs.StringVar(&cfg.ClientCAFile, "client-ca-file", cfg.ClientCAFile, "CA bundle verifying the kubelet API's client certificates (default: the CA bundle of --kubeconfig, the API server's)")
-	fs.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the Node's InternalIP (default: the host's first global address)")
-	fs.Func("node-labels", "labels of the Node, 'key=value,key=value'", func(s string) (err error) {
-		cfg.NodeLabels, err = config.ParseNodeLabels(s)
-		return err
-	})
-	fs.Func("register-with-taints", "taints of the Node, 'key=value:Effect,…'", func(s string) (err error) {
-		cfg.RegisterWithTaints, err = config.ParseTaints(s)
-		return err
-	})
-	fs.StringVar(&cfg.StaticPodURL, "manifest-url", cfg.StaticPodURL, "URL serving static pods (a Pod, a PodList or multi-document YAML), polled every --http-check-frequency")
-	fs.Func("manifest-url-header", "HTTP headers for --manifest-url, as 'key:value,key:value' (may be repeated)", func(s string) error {
-		if cfg.StaticPodURLHeader == nil {
-			cfg.StaticPodURLHeader = map[string][]string{}
-		}
-		return config.ParseURLHeader(cfg.StaticPodURLHeader, s)
-	})
-	fs.DurationVar(&cfg.HTTPCheckFrequency.Duration, "http-check-frequency", cfg.HTTPCheckFrequency.Duration, "how often --manifest-url is polled")
-	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
-	fs.StringVar(&cfg.NRISocket, "nri-socket", cfg.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
-	fs.StringVar(&cfg.NRIPluginPath, "nri-plugin-path", cfg.NRIPluginPath, "NRI plugins berthd starts itself")
-	fs.StringVar(&cfg.NRIPluginConfigPath, "nri-plugin-config-path", cfg.NRIPluginConfigPath, "configuration of the NRI plugins berthd starts")
-	fs.DurationVar(&cfg.NRIRequestTimeout.Duration, "nri-request-timeout", cfg.NRIRequestTimeout.Duration, "how long an NRI plugin may take to answer (then it is disconnected)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
 		return err
 	}
-	if *configFile != "" {
-		// The file comes before the flags that were set explicitly.
-		fromFlags := cfg
-		cfg = config.Default()
-		if err := cfg.LoadFile(*configFile); err != nil {
-			return err
-		}
-		fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, fromFlags, f.Name) })
-	}
-	cfg.CNIBinDirs = strings.Split(*cniBin, ",")
-
 	warnings, err := cfg.Validate()
 	if err != nil {
 		return err
@@ -162,94 +99,90 @@ func stderrIsJournal() bool {
 	return os.Getenv("JOURNAL_STREAM") == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
-// applyFlag copies one explicitly set flag's value over the file's.
-func applyFlag(cfg *config.Config, from config.Config, name string) {
-	switch name {
-	case "cri-socket":
-		cfg.CRISocket = from.CRISocket
-	case "root":
-		cfg.Root = from.Root
-	case "state":
-		cfg.State = from.State
-	case "runc":
-		cfg.RuncBinary = from.RuncBinary
-	case "shim":
-		cfg.ShimBinary = from.ShimBinary
-	case "pause":
-		cfg.PauseBinary = from.PauseBinary
-	case "exec-helper":
-		cfg.ExecBinary = from.ExecBinary
-	case "cni-conf-dir":
-		cfg.CNIConfDir = from.CNIConfDir
-	case "cgroup-driver":
-		cfg.CgroupDriver = from.CgroupDriver
-	case "pod-cidr":
-		cfg.PodCIDR = from.PodCIDR
-	case "log-level":
-		cfg.LogLevel = from.LogLevel
-	case "registry-config":
-		cfg.RegistryConfig = from.RegistryConfig
-	case "image-gc-high-threshold":
-		cfg.ImageGCHighThresholdPercent = from.ImageGCHighThresholdPercent
-	case "image-gc-low-threshold":
-		cfg.ImageGCLowThresholdPercent = from.ImageGCLowThresholdPercent
-	case "minimum-image-ttl-duration":
-		cfg.ImageMinimumGCAge = from.ImageMinimumGCAge
-	case "streaming-address":
-		cfg.StreamingAddress = from.StreamingAddress
-	case "pod-manifest-path":
-		cfg.StaticPodPath = from.StaticPodPath
-	case "node-name", "hostname-override":
-		cfg.NodeName = from.NodeName
-	case "pod-logs-dir":
-		cfg.PodLogsDir = from.PodLogsDir
-	case "api-socket":
-		cfg.APISocket = from.APISocket
-	case "api-address":
-		cfg.APIAddress = from.APIAddress
-	case "container-runtime-endpoint":
-		cfg.ContainerRuntimeEndpoint = from.ContainerRuntimeEndpoint
-	case "cgroup-root":
-		cfg.CgroupRoot = from.CgroupRoot
-	case "upstream":
-		cfg.Upstream = from.Upstream
-	case "kubeconfig":
-		cfg.Kubeconfig = from.Kubeconfig
-	case "bootstrap-kubeconfig":
-		cfg.BootstrapKubeconfig = from.BootstrapKubeconfig
-	case "cert-dir":
-		cfg.CertDir = from.CertDir
-	case "node-ip":
-		cfg.NodeIP = from.NodeIP
-	case "address":
-		cfg.Address = from.Address
-	case "port":
-		cfg.Port = from.Port
-	case "tls-cert-file":
-		cfg.TLSCertFile = from.TLSCertFile
-	case "tls-private-key-file":
-		cfg.TLSPrivateKeyFile = from.TLSPrivateKeyFile
-	case "client-ca-file":
-		cfg.ClientCAFile = from.ClientCAFile
-	case "node-labels":
-		cfg.NodeLabels = from.NodeLabels
-	case "register-with-taints":
-		cfg.RegisterWithTaints = from.RegisterWithTaints
-	case "manifest-url":
-		cfg.StaticPodURL = from.StaticPodURL
-	case "manifest-url-header":
-		cfg.StaticPodURLHeader = from.StaticPodURLHeader
-	case "http-check-frequency":
-		cfg.HTTPCheckFrequency = from.HTTPCheckFrequency
-	case "nri-socket":
-		cfg.NRISocket = from.NRISocket
-	case "nri-plugin-path":
-		cfg.NRIPluginPath = from.NRIPluginPath
-	case "nri-plugin-config-path":
-		cfg.NRIPluginConfigPath = from.NRIPluginConfigPath
-	case "nri-request-timeout":
-		cfg.NRIRequestTimeout = from.NRIRequestTimeout
+// parseFlags reads the configuration: defaults, then the --config file,
+// then the flags set on the command line. Every flag is bound to its
+// field, and the flags are parsed again over the file's values, so a
+// flag not given never replaces what the file says.
+func parseFlags(args []string) (config.Config, error) {
+	cfg := config.Default()
+	fs, configFile := flagSet(&cfg)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
 	}
+	if *configFile == "" {
+		return cfg, nil
+	}
+	cfg = config.Default()
+	if err := cfg.LoadFile(*configFile); err != nil {
+		return cfg, err
+	}
+	fs, _ = flagSet(&cfg)
+	return cfg, fs.Parse(args)
+}
+
+// flagSet is berthd's flags bound to c's fields, c's values their defaults.
+func flagSet(c *config.Config) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
+	configFile := fs.String("config", "", "JSON configuration file (flags override it)")
+	fs.StringVar(&c.CRISocket, "cri-socket", c.CRISocket, "unix socket serving the CRI")
+	fs.StringVar(&c.Root, "root", c.Root, "directory for persistent state (records, images)")
+	fs.StringVar(&c.State, "state", c.State, "directory for runtime state (shim sockets, netns, runc state)")
+	fs.StringVar(&c.RuncBinary, "runc", c.RuncBinary, "runc binary")
+	fs.StringVar(&c.ShimBinary, "shim", c.ShimBinary, "berth-shim binary")
+	fs.StringVar(&c.PauseBinary, "pause", c.PauseBinary, "berth-pause binary")
+	fs.StringVar(&c.ExecBinary, "exec-helper", c.ExecBinary, "berth-exec binary, which runs execs and exec probes without runc (\"\": always runc)")
+	fs.Func("cni-bin-dir", "comma-separated CNI plugin directories (default "+strings.Join(c.CNIBinDirs, ",")+")", func(s string) error {
+		c.CNIBinDirs = strings.Split(s, ",")
+		return nil
+	})
+	fs.StringVar(&c.CNIConfDir, "cni-conf-dir", c.CNIConfDir, "CNI network configuration directory")
+	fs.StringVar(&c.CgroupDriver, "cgroup-driver", c.CgroupDriver, "cgroupfs or systemd")
+	fs.StringVar(&c.PodCIDR, "pod-cidr", c.PodCIDR, "pod CIDR; writes the default pod network when none is configured")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.RegistryConfig, "registry-config", c.RegistryConfig, "registry configuration file (mirrors, plain HTTP, CAs), YAML or JSON")
+	fs.IntVar(&c.ImageGCHighThresholdPercent, "image-gc-high-threshold", c.ImageGCHighThresholdPercent, "image filesystem usage percent that starts image garbage collection (100 disables it)")
+	fs.IntVar(&c.ImageGCLowThresholdPercent, "image-gc-low-threshold", c.ImageGCLowThresholdPercent, "image filesystem usage percent image garbage collection frees down to")
+	fs.DurationVar(&c.ImageMinimumGCAge.Duration, "minimum-image-ttl-duration", c.ImageMinimumGCAge.Duration, "minimum age of an unused image before it may be garbage collected")
+	fs.StringVar(&c.StreamingAddress, "streaming-address", c.StreamingAddress, "host:port of the exec/attach/port-forward streaming server (port 0: a free port)")
+	fs.StringVar(&c.StaticPodPath, "pod-manifest-path", c.StaticPodPath, "directory of static pod manifests (\"\": no agent, only the CRI runtime)")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "node name appended to static pod names, and the Node's name (default: the host name)")
+	fs.StringVar(&c.NodeName, "hostname-override", c.NodeName, "kubelet's spelling of --node-name")
+	fs.StringVar(&c.PodLogsDir, "pod-logs-dir", c.PodLogsDir, "directory of the pods' container logs")
+	fs.StringVar(&c.APISocket, "api-socket", c.APISocket, "unix socket of the read-only local API (default: <state>/api.sock)")
+	fs.StringVar(&c.APIAddress, "api-address", c.APIAddress, "host:port to also serve the local API on")
+	fs.StringVar(&c.ContainerRuntimeEndpoint, "container-runtime-endpoint", c.ContainerRuntimeEndpoint, "CRI endpoint the agent drives (default: berthd's own)")
+	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "control plane plugin: none, url or kubernetes (default: url with --manifest-url, kubernetes with --kubeconfig)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig with this node's credentials: berth joins that cluster as a Node")
+	fs.StringVar(&c.BootstrapKubeconfig, "bootstrap-kubeconfig", c.BootstrapKubeconfig, "kubeconfig with a bootstrap token: berth asks the cluster for a node certificate and writes --kubeconfig")
+	fs.StringVar(&c.CertDir, "cert-dir", c.CertDir, "directory of the node's client certificate and the kubelet API's self-signed one (default: <root>/pki)")
+	fs.StringVar(&c.Address, "address", c.Address, "IP address the kubelet API listens on (upstream kubernetes)")
+	fs.IntVar(&c.Port, "port", c.Port, "port of the kubelet API (upstream kubernetes; 0: a free port), reported in the Node's status")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "serving certificate of the kubelet API (default: a self-signed kubelet.crt made in --cert-dir)")
+	fs.StringVar(&c.TLSPrivateKeyFile, "tls-private-key-file", c.TLSPrivateKeyFile, "the key of --tls-cert-file")
+	fs.StringVar(&c.ClientCAFile, "client-ca-file", c.ClientCAFile, "CA bundle verifying the kubelet API's client certificates (default: the CA bundle of --kubeconfig, the API server's)")
+	fs.StringVar(&c.NodeIP, "node-ip", c.NodeIP, "the Node's InternalIP (default: the host's first global address)")
+	fs.Func("node-labels", "labels of the Node, 'key=value,key=value'", func(s string) (err error) {
+		c.NodeLabels, err = config.ParseNodeLabels(s)
+		return err
+	})
+	fs.Func("register-with-taints", "taints of the Node, 'key=value:Effect,…'", func(s string) (err error) {
+		c.RegisterWithTaints, err = config.ParseTaints(s)
+		return err
+	})
+	fs.StringVar(&c.StaticPodURL, "manifest-url", c.StaticPodURL, "URL serving static pods (a Pod, a PodList or multi-document YAML), polled every --http-check-frequency")
+	fs.Func("manifest-url-header", "HTTP headers for --manifest-url, as 'key:value,key:value' (may be repeated)", func(s string) error {
+		if c.StaticPodURLHeader == nil {
+			c.StaticPodURLHeader = map[string][]string{}
+		}
+		return config.ParseURLHeader(c.StaticPodURLHeader, s)
+	})
+	fs.DurationVar(&c.HTTPCheckFrequency.Duration, "http-check-frequency", c.HTTPCheckFrequency.Duration, "how often --manifest-url is polled")
+	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
+	fs.StringVar(&c.NRISocket, "nri-socket", c.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
+	fs.StringVar(&c.NRIPluginPath, "nri-plugin-path", c.NRIPluginPath, "NRI plugins berthd starts itself")
+	fs.StringVar(&c.NRIPluginConfigPath, "nri-plugin-config-path", c.NRIPluginConfigPath, "configuration of the NRI plugins berthd starts")
+	fs.DurationVar(&c.NRIRequestTimeout.Duration, "nri-request-timeout", c.NRIRequestTimeout.Duration, "how long an NRI plugin may take to answer (then it is disconnected)")
+	return fs, configFile
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
