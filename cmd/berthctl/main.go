@@ -1,18 +1,18 @@
 // Command berthctl is berth's local command-line tool. It talks to the
-// running berthd over its socket, so the daemon stays the only writer of
+// running berthd over its sockets, so the daemon stays the only writer of
 // its state.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -23,72 +23,95 @@ import (
 	"github.com/berth-project/berth/cri/server"
 )
 
-const usage = `usage: berthctl [--cri-socket PATH] [--api-socket PATH] [--timeout D] COMMAND
-
-commands:
-  pods [-o wide|json]                           the agent's pods and their status
-  manifests                                     each manifest file: its pods, or why it was refused
-  status                                        the agent's pods by phase and its upstream's connection
-  validate [--node-name NAME] FILE...           check pod manifests as the agent would, without running them
-  images import FILE                            import an OCI image-layout or docker-archive tarball
-  images export [--format docker|oci] -o FILE IMAGE...   write images to a tarball
-`
-
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berthctl:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("berthctl", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
-	socket := fs.String("cri-socket", "/run/berth/berth.sock", "berthd's socket")
-	apiSocket := fs.String("api-socket", "/run/berth/api.sock", "the agent's local API socket")
-	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for berthd")
-	if err := fs.Parse(args); err != nil {
-		return err
+// globals are the flags every command has.
+type globals struct {
+	criSocket, apiSocket string
+	timeout              time.Duration
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "berthctl",
+		Short: "berth's local command-line tool: the agent's pods, manifests and upstream, and images",
+		// Errors are printed once, by main; usage only for --help.
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
-	rest := fs.Args()
-	if len(rest) > 0 {
-		switch rest[0] {
-		case "pods":
-			return listPods(*apiSocket, rest[1:])
-		case "manifests":
-			return listManifests(*apiSocket)
-		case "status":
-			return showStatus(*apiSocket)
-		case "validate":
-			return validate(rest[1:])
+	f := root.PersistentFlags()
+	f.StringVar(&g.criSocket, "cri-socket", "/run/berth/berth.sock", "berthd's CRI socket")
+	f.StringVar(&g.apiSocket, "api-socket", "/run/berth/api.sock", "the agent's local API socket")
+	f.DurationVar(&g.timeout, "timeout", 10*time.Minute, "how long to wait for berthd")
+	root.AddCommand(podsCommand(g), manifestsCommand(g), statusCommand(g), validateCommand(), imagesCommand(g))
+	return root
+}
+
+// outputFlag adds -o/--output with the formats a command prints; any
+// other format is an error, never a silent table.
+func outputFlag(cmd *cobra.Command, formats ...string) *string {
+	o := cmd.Flags().StringP("output", "o", "", "output format: "+strings.Join(formats, ", ")+" (default: a table)")
+	prev := cmd.PreRunE
+	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if *o != "" && !slices.Contains(formats, *o) {
+			return fmt.Errorf("unknown output format %q: %s takes %s", *o, cmd.Name(), strings.Join(formats, ", "))
 		}
+		if prev != nil {
+			return prev(cmd, args)
+		}
+		return nil
 	}
-	if len(rest) < 2 || rest[0] != "images" {
-		fs.Usage()
-		return fmt.Errorf("unknown command %q", strings.Join(rest, " "))
+	return o
+}
+
+func imagesCommand(g *globals) *cobra.Command {
+	images := &cobra.Command{Use: "images", Short: "import and export images"}
+	importCmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "import an OCI image-layout or docker-archive tarball",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withCRI(func(ctx context.Context, conn *grpc.ClientConn) error { return importImages(ctx, conn, args[0]) })
+		},
 	}
-	conn, err := grpc.NewClient("unix://"+*socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	var out, format string
+	exportCmd := &cobra.Command{
+		Use:   "export -o FILE IMAGE...",
+		Short: "write images to a tarball",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withCRI(func(ctx context.Context, conn *grpc.ClientConn) error {
+				return exportImages(ctx, conn, out, format, args)
+			})
+		},
+	}
+	exportCmd.Flags().StringVarP(&out, "output", "o", "", "output file (must not exist)")
+	exportCmd.Flags().StringVar(&format, "format", "docker", "docker (docker save format) or oci (OCI image layout)")
+	exportCmd.MarkFlagRequired("output")
+	images.AddCommand(importCmd, exportCmd)
+	return images
+}
+
+// withCRI runs fn with a connection to berthd's socket.
+func (g *globals) withCRI(fn func(context.Context, *grpc.ClientConn) error) error {
+	conn, err := grpc.NewClient("unix://"+g.criSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
-	switch rest[1] {
-	case "import":
-		return importImages(ctx, conn, rest[2:])
-	case "export":
-		return exportImages(ctx, conn, rest[2:])
-	}
-	fs.Usage()
-	return fmt.Errorf("unknown command %q", strings.Join(rest, " "))
+	return fn(ctx, conn)
 }
 
-func importImages(ctx context.Context, conn *grpc.ClientConn, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: berthctl images import FILE")
-	}
-	path, err := filepath.Abs(args[0])
+func importImages(ctx context.Context, conn *grpc.ClientConn, file string) error {
+	path, err := filepath.Abs(file)
 	if err != nil {
 		return err
 	}
@@ -105,31 +128,22 @@ func importImages(ctx context.Context, conn *grpc.ClientConn, args []string) err
 	return nil
 }
 
-func exportImages(ctx context.Context, conn *grpc.ClientConn, args []string) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	out := fs.String("o", "", "output file (must not exist)")
-	format := fs.String("format", "docker", "docker (docker save format) or oci (OCI image layout)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *out == "" || fs.NArg() == 0 {
-		return errors.New("usage: berthctl images export [--format docker|oci] -o FILE IMAGE")
-	}
-	path, err := filepath.Abs(*out)
+func exportImages(ctx context.Context, conn *grpc.ClientConn, out, format string, refs []string) error {
+	path, err := filepath.Abs(out)
 	if err != nil {
 		return err
 	}
-	refs := make([]any, 0, fs.NArg())
-	for _, r := range fs.Args() {
-		refs = append(refs, r)
+	list := make([]any, 0, len(refs))
+	for _, r := range refs {
+		list = append(list, r)
 	}
-	req, err := structpb.NewStruct(map[string]any{"path": path, "format": *format, "refs": refs})
+	req, err := structpb.NewStruct(map[string]any{"path": path, "format": format, "refs": list})
 	if err != nil {
 		return err
 	}
 	if err := conn.Invoke(ctx, server.ExportMethod, req, &wrapperspb.StringValue{}); err != nil {
 		return fmt.Errorf("export to %s: %s", path, status.Convert(err).Message())
 	}
-	fmt.Printf("exported %s to %s\n", strings.Join(fs.Args(), " "), path)
+	fmt.Printf("exported %s to %s\n", strings.Join(refs, " "), path)
 	return nil
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/manifest"
@@ -43,19 +43,42 @@ func getAPI(socket, path string) ([]byte, error) {
 	return body, nil
 }
 
-// listPods prints the pods as kubectl get pods does.
-func listPods(socket string, args []string) error {
-	fs := flag.NewFlagSet("pods", flag.ContinueOnError)
-	output := fs.String("o", "", "wide or json")
-	if err := fs.Parse(args); err != nil {
-		return err
+func podsCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pods",
+		Short: "the agent's pods and their status, as kubectl get pods shows them",
+		Args:  cobra.NoArgs,
 	}
+	output := outputFlag(cmd, "wide", "json", "yaml")
+	cmd.RunE = func(*cobra.Command, []string) error { return listPods(g.apiSocket, *output) }
+	return cmd
+}
+
+// printRaw prints an API answer as JSON or YAML; done is false for the
+// other formats, which the caller prints.
+func printRaw(body []byte, output string) (done bool, err error) {
+	switch output {
+	case "json":
+		_, err := os.Stdout.Write(body)
+		return true, err
+	case "yaml":
+		out, err := yaml.JSONToYAML(body)
+		if err != nil {
+			return true, err
+		}
+		_, err = os.Stdout.Write(out)
+		return true, err
+	}
+	return false, nil
+}
+
+// listPods prints the pods as kubectl get pods does.
+func listPods(socket, output string) error {
 	body, err := getAPI(socket, "/pods")
 	if err != nil {
 		return err
 	}
-	if *output == "json" {
-		_, err := os.Stdout.Write(body)
+	if done, err := printRaw(body, output); done {
 		return err
 	}
 	var list v1.PodList
@@ -64,7 +87,7 @@ func listPods(socket string, args []string) error {
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 	header := "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tAGE"
-	if *output == "wide" {
+	if output == "wide" {
 		header += "\tIP\tUID"
 	}
 	fmt.Fprintln(tw, header)
@@ -76,7 +99,7 @@ func listPods(socket string, args []string) error {
 			age = time.Since(p.Status.StartTime.Time).Round(time.Second).String()
 		}
 		line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, ready, total, reason, restarts, age)
-		if *output == "wide" {
+		if output == "wide" {
 			line += fmt.Sprintf("\t%s\t%s", orDash(p.Status.PodIP), p.UID)
 		}
 		fmt.Fprintln(tw, line)
@@ -183,10 +206,24 @@ func orDash(s string) string {
 	return s
 }
 
+func manifestsCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "manifests",
+		Short: "each manifest file: its pods, or why it was refused",
+		Args:  cobra.NoArgs,
+	}
+	output := outputFlag(cmd, "json", "yaml")
+	cmd.RunE = func(*cobra.Command, []string) error { return listManifests(g.apiSocket, *output) }
+	return cmd
+}
+
 // listManifests prints each manifest file's outcome.
-func listManifests(socket string) error {
+func listManifests(socket, output string) error {
 	body, err := getAPI(socket, "/manifests")
 	if err != nil {
+		return err
+	}
+	if done, err := printRaw(body, output); done {
 		return err
 	}
 	var ms []api.Manifest
@@ -212,6 +249,15 @@ func listManifests(socket string) error {
 		}
 	}
 	return nil
+}
+
+func statusCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "the agent's pods by phase and its upstream's connection",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return showStatus(g.apiSocket) },
+	}
 }
 
 // showStatus prints the pods by phase and the upstream's state.
@@ -276,26 +322,30 @@ func or(s, def string) string {
 	return s
 }
 
+func validateCommand() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "validate [--node-name NAME] FILE...",
+		Short: "check pod manifests as the agent would, without running them",
+		Args:  cobra.MinimumNArgs(1),
+		RunE:  func(_ *cobra.Command, files []string) error { return validate(node, files) },
+	}
+	cmd.Flags().StringVar(&node, "node-name", "", "node name for static pod names (default: the host name)")
+	return cmd
+}
+
 // validate checks manifest files as the agent would read them.
-func validate(args []string) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	node := fs.String("node-name", "", "node name for static pod names (default: the host name)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return errors.New("usage: berthctl validate [--node-name NAME] FILE")
-	}
-	if *node == "" {
+func validate(node string, files []string) error {
+	if node == "" {
 		h, err := os.Hostname()
 		if err != nil {
 			return err
 		}
-		*node = strings.ToLower(h)
+		node = strings.ToLower(h)
 	}
 	bad := 0
-	for _, path := range fs.Args() {
-		f := manifest.ReadFile(path, *node)
+	for _, path := range files {
+		f := manifest.ReadFile(path, node)
 		if f.Err != nil {
 			bad++
 			fmt.Printf("%s: INVALID\n  %s\n", path, strings.ReplaceAll(f.Err.Error(), "\n", "\n  "))
@@ -306,7 +356,7 @@ func validate(args []string) error {
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("%d of %d files invalid", bad, fs.NArg())
+		return fmt.Errorf("%d of %d files invalid", bad, len(files))
 	}
 	return nil
 }
