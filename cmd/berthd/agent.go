@@ -25,6 +25,7 @@ import (
 	"github.com/berth-project/berth/pkg/config"
 	"github.com/berth-project/berth/pkg/events"
 	"github.com/berth-project/berth/pkg/kubeletapi"
+	"github.com/berth-project/berth/pkg/metrics"
 	"github.com/berth-project/berth/pkg/source"
 	"github.com/berth-project/berth/pkg/upstream"
 	"github.com/berth-project/berth/pkg/upstream/kube"
@@ -42,8 +43,9 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 	if endpoint == "" {
 		endpoint = "unix://" + cfg.CRISocket
 	}
+	reg := metrics.New()
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)), grpc.WithChainUnaryInterceptor(reg.RuntimeInterceptor()))
 	if err != nil {
 		return nil, fmt.Errorf("agent: CRI endpoint %s: %w", endpoint, err)
 	}
@@ -116,12 +118,13 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 	probes := prometheus.NewRegistry()
 	probes.MustRegister(mgr.ProbeCollector())
 	apiSrv.Mount("GET /metrics/probes", promhttp.HandlerFor(probes, promhttp.HandlerOpts{}))
+	go reg.WatchPods(ctx, mgr.Status(), time.Now)
+	apiSrv.Mount("GET /metrics", promhttp.HandlerFor(reg.Gatherer(), promhttp.HandlerOpts{}))
 	if plugin != nil {
-		metrics := prometheus.NewRegistry()
 		if _, ok := plugin.(*kube.Plugin); ok {
-			metrics.MustRegister(kube.Collectors()...)
+			reg.MustRegister(kube.Collectors()...)
 		}
-		metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "berth_upstream_connected",
 			Help:        "Whether the upstream control plane was reachable at the last attempt (1) or not (0).",
 			ConstLabels: prometheus.Labels{"plugin": plugin.Name()},
@@ -131,12 +134,11 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 			}
 			return 0
 		}))
-		apiSrv.Mount("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 		if kubeletListener != nil {
 			err := startKubeletAPI(ctx, cfg, plugin, kubeletapi.Config{
 				NodeName: nodeName, Listener: kubeletListener, Pods: mgr.Status(),
 				Containers: rt, Streams: rt, Stats: rt, ContainerMetrics: rt, ImageFS: runtimeapi.NewImageServiceClient(conn),
-				RootDir: cfg.Root, Metrics: metrics, ProbeMetrics: probes, Log: log.With("api", "kubelet"),
+				RootDir: cfg.Root, Metrics: reg.Gatherer(), ProbeMetrics: probes, Log: log.With("api", "kubelet"),
 			})
 			if err != nil {
 				return nil, err

@@ -40,8 +40,8 @@ type Config struct {
 	// RootDir is berth's root: its filesystem is the node's in the
 	// summary.
 	RootDir string
-	// Metrics is served on /metrics with the process's own collectors,
-	// ProbeMetrics on /metrics/probes.
+	// Metrics is served on /metrics (berth's registry, with the Go and
+	// process collectors), ProbeMetrics on /metrics/probes.
 	Metrics, ProbeMetrics prometheus.Gatherer
 
 	Clock clock.PassiveClock
@@ -107,11 +107,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /run/{namespace}/{pod}/{container}", s.serveRun)
 	s.mux.HandleFunc("POST /run/{namespace}/{pod}/{uid}/{container}", s.serveRun)
 	s.mux.HandleFunc("GET /stats/summary", s.serveSummary)
-	metrics := prometheus.Gatherers{processRegistry()}
 	if s.cfg.Metrics != nil {
-		metrics = append(metrics, s.cfg.Metrics)
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if s.cfg.ProbeMetrics != nil {
 		s.mux.Handle("GET /metrics/probes", promhttp.HandlerFor(s.cfg.ProbeMetrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}

@@ -38,24 +38,10 @@ func (e *env) writeManifest(name, content string) {
 	}
 }
 
-// apiGet reads one of the agent's API endpoints.
+// apiGet reads one of the agent's API endpoints as JSON.
 func (e *env) apiGet(path string, v any) {
 	e.t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", e.d.APISocket)
-		},
-	}}
-	resp, err := client.Get("http://berth" + path)
-	if err != nil {
-		e.t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := json.Unmarshal([]byte(e.apiText(path)), v); err != nil {
 		e.t.Fatalf("GET %s: %v", path, err)
 	}
 }
