@@ -15,7 +15,7 @@ func TestParseFlags(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"cniBinDirs": ["/opt/other/bin"], "root": "/srv/berth", "logLevel": "warn"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseFlags([]string{"--config", file, "--root", "/var/lib/x", "--node-labels", "a=b"})
+	cfg, _, err := parseFlags([]string{"--config", file, "--root", "/var/lib/x", "--node-labels", "a=b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,11 +25,11 @@ func TestParseFlags(t *testing.T) {
 	if cfg.Root != "/var/lib/x" || cfg.NodeLabels["a"] != "b" {
 		t.Errorf("flags lost: root %q, labels %v", cfg.Root, cfg.NodeLabels)
 	}
-	cfg, err = parseFlags([]string{"--cni-bin-dir", "/a,/b", "--config", file})
+	cfg, _, err = parseFlags([]string{"--cni-bin-dir", "/a,/b", "--config", file})
 	if err != nil || !slices.Equal(cfg.CNIBinDirs, []string{"/a", "/b"}) {
 		t.Errorf("--cni-bin-dir over the file: %q, %v", cfg.CNIBinDirs, err)
 	}
-	if _, err := parseFlags([]string{"--config", filepath.Join(t.TempDir(), "missing.json")}); err == nil {
+	if _, _, err := parseFlags([]string{"--config", filepath.Join(t.TempDir(), "missing.json")}); err == nil {
 		t.Error("a missing config file accepted")
 	}
 }

@@ -54,7 +54,7 @@ func run() error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	cfg, err := parseFlags(os.Args[1:])
+	cfg, fileWarnings, err := parseFlags(os.Args[1:])
 	if err != nil {
 		return err
 	}
@@ -62,6 +62,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	warnings = append(fileWarnings, warnings...)
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(os.Stderr, logOptions(level)))
@@ -103,27 +104,29 @@ func stderrIsJournal() bool {
 // then the flags set on the command line. Every flag is bound to its
 // field, and the flags are parsed again over the file's values, so a
 // flag not given never replaces what the file says.
-func parseFlags(args []string) (config.Config, error) {
+// The file's warnings name what it sets that berth does not support.
+func parseFlags(args []string) (config.Config, []string, error) {
 	cfg := config.Default()
 	fs, configFile := flagSet(&cfg)
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	if *configFile == "" {
-		return cfg, nil
+		return cfg, nil, nil
 	}
 	cfg = config.Default()
-	if err := cfg.LoadFile(*configFile); err != nil {
-		return cfg, err
+	warnings, err := cfg.LoadFile(*configFile)
+	if err != nil {
+		return cfg, nil, err
 	}
 	fs, _ = flagSet(&cfg)
-	return cfg, fs.Parse(args)
+	return cfg, warnings, fs.Parse(args)
 }
 
 // flagSet is berthd's flags bound to c's fields, c's values their defaults.
 func flagSet(c *config.Config) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
-	configFile := fs.String("config", "", "JSON configuration file (flags override it)")
+	configFile := fs.String("config", "", "configuration file, YAML or JSON: a KubeletConfiguration and/or berth's own settings (flags override it)")
 	fs.StringVar(&c.CRISocket, "cri-socket", c.CRISocket, "unix socket serving the CRI")
 	fs.StringVar(&c.Root, "root", c.Root, "directory for persistent state (records, images)")
 	fs.StringVar(&c.State, "state", c.State, "directory for runtime state (shim sockets, netns, runc state)")

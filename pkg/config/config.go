@@ -4,7 +4,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -263,21 +262,6 @@ func cniBinDirs(exeDir string) []string {
 		}
 	}
 	return append(dirs, "/opt/cni/bin")
-}
-
-// LoadFile overlays the JSON file at path onto c. Unknown fields are an
-// error naming the file, so a typo does not silently fall back to a default.
-func (c *Config) LoadFile(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
 }
 
 // Validate checks c; warnings are problems berthd can run with.

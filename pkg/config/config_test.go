@@ -12,7 +12,7 @@ func TestLoadFileRejectsUnknownField(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "berth.json")
 	os.WriteFile(path, []byte(`{"root": "/x", "cgroupDrvier": "systemd"}`), 0o600)
 	c := Default()
-	err := c.LoadFile(path)
+	_, err := c.LoadFile(path)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "cgroupDrvier") {
 		t.Fatalf("LoadFile error = %v, want one naming the file and the field", err)
 	}
@@ -100,7 +100,7 @@ func TestKubeletAPIOptions(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "berth.json")
 	os.WriteFile(path, []byte(`{"port": 10251, "address": "127.0.0.1", "clientCAFile": "/etc/berth/ca.crt"}`), 0o600)
-	if err := c.LoadFile(path); err != nil {
+	if _, err := c.LoadFile(path); err != nil {
 		t.Fatal(err)
 	}
 	if c.Port != 10251 || c.Address != "127.0.0.1" || c.ClientCAFile != "/etc/berth/ca.crt" {

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+	yamlv3 "sigs.k8s.io/yaml/goyaml.v3"
+)
+
+// The kinds a configuration file may hold, one per YAML document. A
+// document without a kind is berth's own, as a BerthConfiguration is.
+const (
+	BerthAPIVersion   = "berth.dev/v1alpha1"
+	BerthKind         = "BerthConfiguration"
+	KubeletAPIVersion = "kubelet.config.k8s.io/v1beta1"
+	KubeletKind       = "KubeletConfiguration"
+)
+
+// LoadFile reads a configuration file over c: YAML or JSON, one or more
+// documents, each a KubeletConfiguration (the fields whose meaning berth
+// shares are honoured) or berth's own settings. Unknown fields and bad
+// values are errors naming the file, line and field; KubeletConfiguration
+// fields berth does not support are returned as a warning, never silently
+// ignored.
+func (c *Config) LoadFile(file string) (warnings []string, err error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	for i, doc := range splitDocuments(data) {
+		where := fmt.Sprintf("config %s", file)
+		if i > 0 {
+			where = fmt.Sprintf("config %s (document %d)", file, i+1)
+		}
+		w, err := c.loadDocument(doc.data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", where, withLine(doc, err))
+		}
+		for _, s := range w {
+			warnings = append(warnings, where+": "+s)
+		}
+	}
+	return warnings, nil
+}
+
+type document struct {
+	data      []byte
+	firstLine int // of the document in the file, from 1
+}
+
+// splitDocuments cuts YAML at its "---" lines; JSON is one document.
+func splitDocuments(data []byte) []document {
+	var docs []document
+	start := 0
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	var cur []byte
+	for i, l := range lines {
+		if t := bytes.TrimRight(l, " \t\r\n"); string(t) == "---" {
+			if len(bytes.TrimSpace(cur)) > 0 {
+				docs = append(docs, document{cur, start + 1})
+			}
+			cur, start = nil, i+1
+			continue
+		}
+		cur = append(cur, l...)
+	}
+	if len(bytes.TrimSpace(cur)) > 0 {
+		docs = append(docs, document{cur, start + 1})
+	}
+	return docs
+}
+
+func (c *Config) loadDocument(data []byte) ([]string, error) {
+	var tm struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(data, &tm); err != nil {
+		return nil, err
+	}
+	switch {
+	case tm.Kind == KubeletKind && tm.APIVersion == KubeletAPIVersion:
+		return c.applyKubelet(data)
+	case tm.Kind == "" && tm.APIVersion == "", tm.Kind == BerthKind && tm.APIVersion == BerthAPIVersion:
+		var fields map[string]json.RawMessage
+		if err := yaml.Unmarshal(data, &fields); err != nil {
+			return nil, err
+		}
+		delete(fields, "apiVersion")
+		delete(fields, "kind")
+		clean, err := json.Marshal(fields)
+		if err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(clean))
+		dec.DisallowUnknownFields()
+		return nil, dec.Decode(c)
+	}
+	return nil, fmt.Errorf("kind %q of apiVersion %q: berth reads %s (%s) and %s (%s)",
+		tm.Kind, tm.APIVersion, KubeletKind, KubeletAPIVersion, BerthKind, BerthAPIVersion)
+}
+
+// kubeletSupported are the KubeletConfiguration fields berth honours;
+// every other field that is set is reported.
+var kubeletSupported = []string{
+	"apiVersion", "kind", "staticPodPath", "staticPodURL", "staticPodURLHeader", "httpCheckFrequency",
+	"containerRuntimeEndpoint", "cgroupDriver", "cgroupRoot", "podLogsDir",
+	"imageGCHighThresholdPercent", "imageGCLowThresholdPercent", "imageMinimumGCAge",
+	"address", "port", "tlsCertFile", "tlsPrivateKeyFile", "registerWithTaints",
+	"authentication.x509.clientCAFile", "authentication.webhook.enabled", "authentication.anonymous.enabled",
+	"authorization.mode",
+}
+
+// applyKubelet sets c from the fields a KubeletConfiguration sets.
+func (c *Config) applyKubelet(data []byte) ([]string, error) {
+	var kc kubeletv1beta1.KubeletConfiguration
+	if err := yaml.UnmarshalStrict(data, &kc); err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	var unsupported []string
+	for _, f := range leafFields("", raw) {
+		set[f] = true
+		if !slices.Contains(kubeletSupported, f) {
+			unsupported = append(unsupported, f)
+		}
+	}
+	if set["staticPodPath"] {
+		c.StaticPodPath = kc.StaticPodPath
+	}
+	if set["staticPodURL"] {
+		c.StaticPodURL = kc.StaticPodURL
+	}
+	if set["staticPodURLHeader"] {
+		c.StaticPodURLHeader = kc.StaticPodURLHeader
+	}
+	if set["httpCheckFrequency"] {
+		c.HTTPCheckFrequency = Duration{kc.HTTPCheckFrequency.Duration}
+	}
+	if set["containerRuntimeEndpoint"] {
+		c.ContainerRuntimeEndpoint = kc.ContainerRuntimeEndpoint
+	}
+	if set["cgroupDriver"] {
+		c.CgroupDriver = kc.CgroupDriver
+	}
+	if set["cgroupRoot"] {
+		// kubelet's cgroupRoot holds its kubepods hierarchy; berth's
+		// setting names the hierarchy itself.
+		c.CgroupRoot = path.Join(strings.Trim(kc.CgroupRoot, "/"), "kubepods")
+	}
+	if set["podLogsDir"] {
+		c.PodLogsDir = kc.PodLogsDir
+	}
+	if set["imageGCHighThresholdPercent"] && kc.ImageGCHighThresholdPercent != nil {
+		c.ImageGCHighThresholdPercent = int(*kc.ImageGCHighThresholdPercent)
+	}
+	if set["imageGCLowThresholdPercent"] && kc.ImageGCLowThresholdPercent != nil {
+		c.ImageGCLowThresholdPercent = int(*kc.ImageGCLowThresholdPercent)
+	}
+	if set["imageMinimumGCAge"] {
+		c.ImageMinimumGCAge = Duration{kc.ImageMinimumGCAge.Duration}
+	}
+	if set["address"] {
+		c.Address = kc.Address
+	}
+	if set["port"] {
+		c.Port = int(kc.Port)
+	}
+	if set["tlsCertFile"] {
+		c.TLSCertFile = kc.TLSCertFile
+	}
+	if set["tlsPrivateKeyFile"] {
+		c.TLSPrivateKeyFile = kc.TLSPrivateKeyFile
+	}
+	if set["registerWithTaints"] {
+		c.RegisterWithTaints = kc.RegisterWithTaints
+	}
+	if set["authentication.x509.clientCAFile"] {
+		c.ClientCAFile = kc.Authentication.X509.ClientCAFile
+	}
+	// What berth's kubelet API always does: anything else is an error
+	// rather than a weaker setting silently not applied.
+	if set["authentication.anonymous.enabled"] && kc.Authentication.Anonymous.Enabled != nil && *kc.Authentication.Anonymous.Enabled {
+		return nil, errors.New("authentication.anonymous.enabled: berth's kubelet API never admits anonymous requests")
+	}
+	if set["authentication.webhook.enabled"] && kc.Authentication.Webhook.Enabled != nil && !*kc.Authentication.Webhook.Enabled {
+		return nil, errors.New("authentication.webhook.enabled: berth's kubelet API always reviews bearer tokens with the API server")
+	}
+	if set["authorization.mode"] && kc.Authorization.Mode != kubeletv1beta1.KubeletAuthorizationModeWebhook {
+		return nil, fmt.Errorf("authorization.mode %q: berth's kubelet API authorizes by the API server (Webhook) only", kc.Authorization.Mode)
+	}
+	if len(unsupported) == 0 {
+		return nil, nil
+	}
+	slices.Sort(unsupported)
+	return []string{fmt.Sprintf("%s fields berth does not support yet, ignored: %s", KubeletKind, strings.Join(unsupported, ", "))}, nil
+}
+
+// leafFields names the fields set in a decoded document, dotted below
+// objects: authentication.x509.clientCAFile. Lists and maps of values
+// (taints, labels, thresholds) are one field.
+func leafFields(prefix string, m map[string]any) []string {
+	var out []string
+	for k, v := range m {
+		name := k
+		if prefix != "" {
+			name = prefix + "." + k
+		}
+		sub, ok := v.(map[string]any)
+		if ok && structured[name] {
+			out = append(out, leafFields(name, sub)...)
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// structured are the objects of KubeletConfiguration whose fields berth
+// tells apart.
+var structured = map[string]bool{
+	"authentication": true, "authentication.x509": true, "authentication.webhook": true,
+	"authentication.anonymous": true, "authorization": true,
+}
+
+var fieldInError = regexp.MustCompile(`(?:unknown field |Go struct field [A-Za-z0-9]+\.)"?([A-Za-z0-9_.]+)"?`)
+
+// withLine adds the line of the field an error names, found in the
+// document's YAML, as "line 7: field maxPods: …".
+func withLine(doc document, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")
+	m := fieldInError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	field := m[1]
+	var root yamlv3.Node
+	if yamlv3.Unmarshal(doc.data, &root) != nil {
+		return msg
+	}
+	if line := keyLine(&root, field[strings.LastIndex(field, ".")+1:]); line > 0 {
+		return fmt.Sprintf("line %d: field %s: %s", doc.firstLine+line-1, field, msg)
+	}
+	return fmt.Sprintf("field %s: %s", field, msg)
+}
+
+// keyLine is the line of the first mapping key named key, 0 if none.
+func keyLine(n *yamlv3.Node, key string) int {
+	if n.Kind == yamlv3.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i].Line
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if l := keyLine(c, key); l > 0 {
+			return l
+		}
+	}
+	return 0
+}

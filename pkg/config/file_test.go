@@ -1,0 +1,126 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestKubeletConfiguration: a kubelet's configuration file works as
+// berth's, the fields berth shares honoured, the others named in one
+// warning; a document of berth's own kind sets the runtime.
+func TestKubeletConfiguration(t *testing.T) {
+	path := writeConfig(t, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: /etc/kubernetes/manifests
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+cgroupDriver: systemd
+cgroupRoot: /
+podLogsDir: /srv/logs
+imageGCHighThresholdPercent: 90
+imageMinimumGCAge: 5m
+port: 10251
+authentication:
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+  webhook:
+    enabled: true
+  anonymous:
+    enabled: false
+authorization:
+  mode: Webhook
+registerWithTaints:
+- {key: dedicated, value: edge, effect: NoSchedule}
+maxPods: 50
+evictionHard:
+  memory.available: 200Mi
+---
+apiVersion: berth.dev/v1alpha1
+kind: BerthConfiguration
+root: /srv/berth
+logLevel: debug
+`)
+	c := Default()
+	warnings, err := c.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StaticPodPath != "/etc/kubernetes/manifests" || c.ContainerRuntimeEndpoint != "unix:///run/containerd/containerd.sock" ||
+		c.CgroupDriver != "systemd" || c.CgroupRoot != "kubepods" || c.PodLogsDir != "/srv/logs" ||
+		c.ImageGCHighThresholdPercent != 90 || c.ImageMinimumGCAge.Duration != 5*time.Minute || c.Port != 10251 ||
+		c.ClientCAFile != "/etc/kubernetes/pki/ca.crt" || len(c.RegisterWithTaints) != 1 || c.Root != "/srv/berth" || c.LogLevel != "debug" {
+		t.Errorf("config from the file: %+v", c)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], path) || !strings.HasSuffix(warnings[0], "ignored: evictionHard, maxPods") {
+		t.Errorf("warnings %q, want one naming evictionHard and maxPods", warnings)
+	}
+}
+
+// TestConfigFileErrors name the file, the line and the field.
+func TestConfigFileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		want          []string
+	}{{
+		name: "unknown KubeletConfiguration field",
+		content: `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: /etc/kubernetes/manifests
+staticPodPth: /typo
+`,
+		want: []string{"line 4", "staticPodPth"},
+	}, {
+		name: "bad value",
+		content: `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+maxPods: many
+`,
+		want: []string{"line 3", "maxPods"},
+	}, {
+		name: "unknown berth field in the second document",
+		content: `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+port: 10250
+---
+root: /srv/berth
+cgroupDrvier: systemd
+`,
+		want: []string{"document 2", "line 6", "cgroupDrvier"},
+	}, {
+		name: "anonymous requests",
+		content: `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication: {anonymous: {enabled: true}}
+`,
+		want: []string{"authentication.anonymous.enabled"},
+	}, {
+		name:    "another kind",
+		content: "apiVersion: v1\nkind: Pod\n",
+		want:    []string{`kind "Pod"`, "KubeletConfiguration"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.content)
+			c := Default()
+			_, err := c.LoadFile(path)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range append(tc.want, path) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}
