@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +32,21 @@ func TestParseFlags(t *testing.T) {
 	}
 	if _, _, err := parseFlags([]string{"--config", filepath.Join(t.TempDir(), "missing.json")}); err == nil {
 		t.Error("a missing config file accepted")
+	}
+}
+
+func TestSwapDevices(t *testing.T) {
+	none := "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+	if devs := swapDevices([]byte(none)); len(devs) != 0 {
+		t.Errorf("no swap: %q", devs)
+	}
+	on := none + "/dev/sda2                               partition\t999420\t\t0\t\t-2\n/swapfile file 1024 0 -3\n"
+	if devs := swapDevices([]byte(on)); !slices.Equal(devs, []string{"/dev/sda2", "/swapfile"}) {
+		t.Errorf("swap on: %q", devs)
+	}
+	file := filepath.Join(t.TempDir(), "swaps")
+	os.WriteFile(file, []byte(on), 0o644)
+	if err := refuseSwap(file); err == nil || !strings.Contains(err.Error(), "/dev/sda2") || !strings.Contains(err.Error(), "--fail-swap-on=false") {
+		t.Errorf("refuseSwap with swap on: %v", err)
 	}
 }

@@ -63,6 +63,11 @@ func run() error {
 		return err
 	}
 	warnings = append(fileWarnings, warnings...)
+	if cfg.FailSwapOn {
+		if err := refuseSwap("/proc/swaps"); err != nil {
+			return err
+		}
+	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(os.Stderr, logOptions(level)))
@@ -107,26 +112,37 @@ func stderrIsJournal() bool {
 // The file's warnings name what it sets that berth does not support.
 func parseFlags(args []string) (config.Config, []string, error) {
 	cfg := config.Default()
-	fs, configFile := flagSet(&cfg)
+	fs, configFile, configDir := flagSet(&cfg)
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
 	}
-	if *configFile == "" {
+	if *configFile == "" && *configDir == "" {
 		return cfg, nil, nil
 	}
 	cfg = config.Default()
-	warnings, err := cfg.LoadFile(*configFile)
-	if err != nil {
-		return cfg, nil, err
+	var warnings []string
+	if *configFile != "" {
+		w, err := cfg.LoadFile(*configFile)
+		if err != nil {
+			return cfg, nil, err
+		}
+		warnings = w
 	}
-	fs, _ = flagSet(&cfg)
+	if *configDir != "" {
+		w, err := cfg.LoadDir(*configDir)
+		if err != nil {
+			return cfg, nil, err
+		}
+		warnings = append(warnings, w...)
+	}
+	fs, _, _ = flagSet(&cfg)
 	return cfg, warnings, fs.Parse(args)
 }
 
 // flagSet is berthd's flags bound to c's fields, c's values their defaults.
-func flagSet(c *config.Config) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
-	configFile := fs.String("config", "", "configuration file, YAML or JSON: a KubeletConfiguration and/or berth's own settings (flags override it)")
+func flagSet(c *config.Config) (fs *flag.FlagSet, configFile, configDir *string) {
+	fs = flag.NewFlagSet("berthd", flag.ContinueOnError)
+	configFile = fs.String("config", "", "configuration file, YAML or JSON: a KubeletConfiguration and/or berth's own settings (flags override it)")
 	fs.StringVar(&c.CRISocket, "cri-socket", c.CRISocket, "unix socket serving the CRI")
 	fs.StringVar(&c.Root, "root", c.Root, "directory for persistent state (records, images)")
 	fs.StringVar(&c.State, "state", c.State, "directory for runtime state (shim sockets, netns, runc state)")
@@ -180,12 +196,14 @@ func flagSet(c *config.Config) (*flag.FlagSet, *string) {
 		return config.ParseURLHeader(c.StaticPodURLHeader, s)
 	})
 	fs.DurationVar(&c.HTTPCheckFrequency.Duration, "http-check-frequency", c.HTTPCheckFrequency.Duration, "how often --manifest-url is polled")
+	fs.BoolVar(&c.FailSwapOn, "fail-swap-on", c.FailSwapOn, "refuse to start while swap is on, as kubelet")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
 	fs.StringVar(&c.NRISocket, "nri-socket", c.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
 	fs.StringVar(&c.NRIPluginPath, "nri-plugin-path", c.NRIPluginPath, "NRI plugins berthd starts itself")
 	fs.StringVar(&c.NRIPluginConfigPath, "nri-plugin-config-path", c.NRIPluginConfigPath, "configuration of the NRI plugins berthd starts")
 	fs.DurationVar(&c.NRIRequestTimeout.Duration, "nri-request-timeout", c.NRIRequestTimeout.Duration, "how long an NRI plugin may take to answer (then it is disconnected)")
-	return fs, configFile
+	configDir = fs.String("config-dir", "", "drop-in directory: its *.conf files (YAML or JSON, as --config) are read after --config in lexical order, as kubelet's --config-dir")
+	return fs, configFile, configDir
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {

@@ -90,6 +90,9 @@ type Config struct {
 	TLSCertFile       string `json:"tlsCertFile"`
 	TLSPrivateKeyFile string `json:"tlsPrivateKeyFile"`
 	ClientCAFile      string `json:"clientCAFile"`
+	// FailSwapOn refuses to start on a host with swap on, as kubelet's
+	// setting of the same name.
+	FailSwapOn bool `json:"failSwapOn"`
 	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
 	// kubelet's settings of the same names for the url plugin.
 	StaticPodURL       string              `json:"staticPodURL"`
@@ -159,6 +162,7 @@ func Default() Config {
 		CgroupRoot:    "kubepods",
 
 		HTTPCheckFrequency: Duration{20 * time.Second},
+		FailSwapOn:         true,
 		Address:            "0.0.0.0",
 		Port:               10250,
 

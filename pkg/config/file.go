@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -48,6 +49,27 @@ func (c *Config) LoadFile(file string) (warnings []string, err error) {
 		for _, s := range w {
 			warnings = append(warnings, where+": "+s)
 		}
+	}
+	return warnings, nil
+}
+
+// LoadDir reads the *.conf files of a drop-in directory over c in
+// lexical order, each as LoadFile does, as kubelet's --config-dir.
+func (c *Config) LoadDir(dir string) (warnings []string, err error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.conf"))
+	if err != nil {
+		return nil, fmt.Errorf("config dir %s: %w", dir, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("config dir: %w", err)
+	}
+	slices.Sort(files)
+	for _, f := range files {
+		w, err := c.LoadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, w...)
 	}
 	return warnings, nil
 }
@@ -115,7 +137,7 @@ var kubeletSupported = []string{
 	"apiVersion", "kind", "staticPodPath", "staticPodURL", "staticPodURLHeader", "httpCheckFrequency",
 	"containerRuntimeEndpoint", "cgroupDriver", "cgroupRoot", "podLogsDir",
 	"imageGCHighThresholdPercent", "imageGCLowThresholdPercent", "imageMinimumGCAge",
-	"address", "port", "tlsCertFile", "tlsPrivateKeyFile", "registerWithTaints",
+	"failSwapOn", "address", "port", "tlsCertFile", "tlsPrivateKeyFile", "registerWithTaints",
 	"authentication.x509.clientCAFile", "authentication.webhook.enabled", "authentication.anonymous.enabled",
 	"authorization.mode",
 }
@@ -172,6 +194,9 @@ func (c *Config) applyKubelet(data []byte) ([]string, error) {
 	}
 	if set["imageMinimumGCAge"] {
 		c.ImageMinimumGCAge = Duration{kc.ImageMinimumGCAge.Duration}
+	}
+	if set["failSwapOn"] && kc.FailSwapOn != nil {
+		c.FailSwapOn = *kc.FailSwapOn
 	}
 	if set["address"] {
 		c.Address = kc.Address

@@ -124,3 +124,27 @@ authentication: {anonymous: {enabled: true}}
 		})
 	}
 }
+
+// TestLoadDir: drop-ins are read in lexical order over what came before.
+func TestLoadDir(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"10-base.conf":  "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nport: 10251\npodLogsDir: /srv/a\n",
+		"20-later.conf": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: /srv/b\n",
+		"notes.txt":     "not read",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := Default()
+	if _, err := c.LoadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 10251 || c.PodLogsDir != "/srv/b" {
+		t.Errorf("after the drop-ins: port %d, podLogsDir %q", c.Port, c.PodLogsDir)
+	}
+	if _, err := c.LoadDir(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing drop-in directory accepted")
+	}
+}
