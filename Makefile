@@ -56,7 +56,7 @@ build: deps
 # (writing the default pod network for 10.88.0.0/16 if none is configured)
 # and runs the example pod next to it. Ctrl-C stops berthd; pods stay.
 run: build run-deps
-	@$(BIN)/berthd --pod-cidr 10.88.0.0/16 --pod-manifest-path $(CURDIR)/example/manifests & pid=$$!; \
+	@$(BIN)/berthd --pod-cidr 10.88.0.0/16 --pod-manifest-path $(CURDIR)/example/manifests --fail-swap-on=false & pid=$$!; \
 	trap 'kill $$pid; wait $$pid' INT TERM; \
 	$(GO) run ./test/example || true; \
 	wait $$pid

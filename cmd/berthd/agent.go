@@ -90,6 +90,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 		Objects:        objects,
 		NodeName:       nodeName,
 		LogDir:         cfg.PodLogsDir,
+		LogLinkDir:     filepath.Join(filepath.Dir(cfg.PodLogsDir), "containers"),
 		PodDir:         filepath.Join(cfg.Root, "pods"),
 		CgroupRoot:     cfg.CgroupRoot,
 		SystemdCgroups: cfg.CgroupDriver == "systemd",

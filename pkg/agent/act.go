@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -55,6 +56,7 @@ func (w *worker) act(ctx context.Context, pod *v1.Pod, obs observation, a podAct
 		if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
 			return r, fmt.Errorf("remove container %s: %w", id, err)
 		}
+		w.m.unlinkContainerLog(id)
 		w.forgetContainer(id)
 		r.changed = true
 	}
@@ -253,6 +255,7 @@ func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID stri
 		return fail("RunContainerError", fmt.Errorf("start container: %w", err))
 	}
 	delete(w.startErrs, c.Name)
+	w.m.linkLog(pod.Name, pod.Namespace, c.Name, id, filepath.Join(podLogDir(w.m.cfg.LogDir, pod), containerLogPath(c.Name, s.attempt)))
 	w.m.cfg.Log.Info("container started", "pod", w.key, "container", c.Name, "id", id, "restarts", s.attempt)
 	ev := w.eventPod()
 	w.m.events.Record(ev, c.Name, v1.EventTypeNormal, "Started", "Started container "+c.Name)
@@ -330,7 +333,9 @@ func (w *worker) pull(ctx context.Context, spec *runtimeapi.ImageSpec, creds []*
 // whose objects are gone: logs, volumes, the pod cgroup.
 func (w *worker) cleanup(uid types.UID) error {
 	if w.m.cfg.LogDir != "" {
-		w.m.removeLogs(podLogDirOf(w.m.cfg.LogDir, w.namespace, w.name, uid))
+		dir := podLogDirOf(w.m.cfg.LogDir, w.namespace, w.name, uid)
+		w.m.unlinkPodLogs(w.name, w.namespace, dir)
+		w.m.removeLogs(dir)
 	}
 	if err := w.m.removeVolumes(uid); err != nil {
 		return err

@@ -46,6 +46,9 @@ type Config struct {
 	Status *podstatus.Cache
 	// Events receives the pods' events; New makes one if nil.
 	Events *events.Recorder
+	// LogLinkDir gets kubelet's links to containers' logs
+	// (/var/log/containers); "" makes none.
+	LogLinkDir string
 	// VolumeFiles supplies configMap, secret and projected volumes (the
 	// upstream plugin); without it such volumes fail.
 	VolumeFiles volumeFiles

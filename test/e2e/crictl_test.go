@@ -13,7 +13,9 @@ import (
 )
 
 // TestCrictl: the crictl that `make` builds drives berth as it drives
-// containerd: version, pods, ps, inspect, exec and logs of a static pod.
+// containerd: version, pods, ps, inspect, exec and logs of a static pod;
+// and the pod's log is linked in the containers/ directory beside the
+// pods' logs, as kubelet links it for log shippers.
 func TestCrictl(t *testing.T) {
 	e := newEnv(t)
 	// As `make install` writes /etc/crictl.yaml, for this daemon.
@@ -78,4 +80,18 @@ spec:
 	if out, err := crictl("images", "-q"); err != nil || strings.TrimSpace(out) == "" {
 		t.Errorf("crictl images: %q, %v", out, err)
 	}
+
+	// Log shippers read the log through kubelet's link, which goes with
+	// the pod.
+	link := filepath.Join(filepath.Dir(e.d.LogDir), "containers", pod+"_default_main-"+ctrID+".log")
+	if data, err := os.ReadFile(link); err != nil || !strings.Contains(string(data), " stdout F hello from berth\n") {
+		t.Errorf("log through %s: %q, %v", link, data, err)
+	}
+	if err := os.Remove(filepath.Join(e.d.Manifests, "hello.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the log link gone with the pod", func() bool {
+		_, err := os.Lstat(link)
+		return os.IsNotExist(err)
+	})
 }

@@ -143,7 +143,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		"--api-socket", d.APISocket, "--node-name", d.NodeName, "--cgroup-root", d.CgroupRoot,
 		// A Kubernetes node's kubelet API on a free port: two runs and a
 		// running berthd never collide on 10250.
-		"--port", "0")
+		"--port", "0",
+		// Test machines may have swap on; the refusal is unit-tested.
+		"--fail-swap-on=false")
 	cmd.Args = append(cmd.Args, d.extraArgs...)
 	cmd.Env = append(os.Environ(), d.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
