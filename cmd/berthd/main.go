@@ -196,6 +196,8 @@ func flagSet(c *config.Config) (fs *flag.FlagSet, configFile, configDir *string)
 		return config.ParseURLHeader(c.StaticPodURLHeader, s)
 	})
 	fs.DurationVar(&c.HTTPCheckFrequency.Duration, "http-check-frequency", c.HTTPCheckFrequency.Duration, "how often --manifest-url is polled")
+	fs.StringVar(&c.ContainerLogMaxSize, "container-log-max-size", c.ContainerLogMaxSize, "size at which a container's log is rotated (\"0\": never), as kubelet")
+	fs.IntVar(&c.ContainerLogMaxFiles, "container-log-max-files", c.ContainerLogMaxFiles, "log files kept per container, the live one included, as kubelet")
 	fs.BoolVar(&c.FailSwapOn, "fail-swap-on", c.FailSwapOn, "refuse to start while swap is on, as kubelet")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
 	fs.StringVar(&c.NRISocket, "nri-socket", c.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
@@ -245,6 +247,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if note != "" {
 		log.Warn(note)
 	}
+	logMax, err := cfg.LogMaxBytes()
+	if err != nil {
+		return err
+	}
 	notify(log, "STATUS=recovering sandboxes and containers")
 	svc, err := server.New(ctx, server.Config{
 		Root:           cfg.Root,
@@ -257,6 +263,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		MinOOMScoreAdj: minOOM,
 		CNIConfDir:     cfg.CNIConfDir,
 		Streaming:      streaming.Config{Listener: streamListener},
+		LogMaxSize:     logMax,
+		LogMaxFiles:    cfg.ContainerLogMaxFiles,
 		NRI: nri.Config{Socket: cfg.NRISocket, PluginPath: cfg.NRIPluginPath,
 			PluginConfigPath: cfg.NRIPluginConfigPath, Version: server.Version, RequestTimeout: cfg.NRIRequestTimeout.Duration},
 	}, server.Deps{Images: images, Network: net, Log: log})

@@ -47,14 +47,16 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	}
 	cfg := c.Config()
 	pid, err := shim.Run(ctx, sbStatus.Shim.Socket, shim.Request{
-		ID:        id,
-		Bundle:    c.Dir,
-		LogPath:   c.Meta.LogPath,
-		ExitFile:  filepath.Join(c.Dir, store.ExitFile),
-		OOMFiles:  s.cfg.CgroupDriver.OOMFiles(c.Meta.CgroupsPath),
-		Stdin:     cfg.GetStdin(),
-		StdinOnce: cfg.GetStdinOnce(),
-		Tty:       cfg.GetTty(),
+		ID:          id,
+		Bundle:      c.Dir,
+		LogPath:     c.Meta.LogPath,
+		LogMaxSize:  s.cfg.LogMaxSize,
+		LogMaxFiles: s.cfg.LogMaxFiles,
+		ExitFile:    filepath.Join(c.Dir, store.ExitFile),
+		OOMFiles:    s.cfg.CgroupDriver.OOMFiles(c.Meta.CgroupsPath),
+		Stdin:       cfg.GetStdin(),
+		StdinOnce:   cfg.GetStdinOnce(),
+		Tty:         cfg.GetTty(),
 	})
 	if err != nil {
 		cctx, cancel := cleanupContext()

@@ -75,6 +75,11 @@ type Config struct {
 	Streaming streaming.Config
 	// NRI connects plugins to the lifecycle; no socket, no NRI.
 	NRI nri.Config
+	// LogMaxSize (bytes; 0: never) and LogMaxFiles rotate containers'
+	// logs, in their shim, as kubelet's containerLogMaxSize and
+	// containerLogMaxFiles.
+	LogMaxSize  int64
+	LogMaxFiles int
 }
 
 // Service implements the CRI RuntimeService and ImageService.

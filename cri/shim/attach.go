@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"net"
-	"os"
 
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/runc"
@@ -100,28 +99,19 @@ func (s *Server) closeStdin(c *container) {
 }
 
 // reopenLog points the container's log at a new file at its log path (the
-// old one was renamed for rotation) and closes the old one. The swap is
-// made under the log writer's lock between two records, so every line
-// lands whole in exactly one of the two files.
+// old one was renamed for rotation). The swap is made under the log file's
+// lock between two records, so every line lands whole in exactly one of
+// the two files.
 func (s *Server) reopenLog(id string) error {
 	c, err := s.container(id)
 	if err != nil {
 		return err
 	}
-	if c.logPath == "" {
+	s.mu.Lock()
+	f := c.logFile
+	s.mu.Unlock()
+	if f == nil {
 		return errdefs.FailedPrecondition("container %s has no log file", id)
 	}
-	f, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	old := c.logFile
-	c.logFile = f
-	c.log.SetOutput(f)
-	s.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	return nil
+	return f.Reopen()
 }

@@ -19,6 +19,11 @@ type Request struct {
 	ID      string `json:"id,omitempty"`
 	Bundle  string `json:"bundle,omitempty"`
 	LogPath string `json:"logPath,omitempty"` // CRI log file; "" discards output
+	// LogMaxSize (bytes; 0: never) and LogMaxFiles (the live one
+	// included) rotate the log file, as kubelet's containerLogMaxSize and
+	// containerLogMaxFiles.
+	LogMaxSize  int64 `json:"logMaxSize,omitempty"`
+	LogMaxFiles int   `json:"logMaxFiles,omitempty"`
 	// ExitFile is where the shim records the exit, atomically, as an Exit.
 	ExitFile string `json:"exitFile,omitempty"`
 	// OOMFiles are cgroup files with an "oom_kill N" line (memory.oom_control

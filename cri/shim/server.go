@@ -48,7 +48,6 @@ type container struct {
 	pid       int
 	exitFile  string
 	oomFiles  []string
-	logPath   string
 	log       *crilog.Writer
 	output    sync.WaitGroup // the stdout/stderr (or terminal) copiers
 	fan       fanout         // live output to attached clients
@@ -57,7 +56,7 @@ type container struct {
 	exited    chan struct{} // closed once exit is set and recorded
 
 	// Guarded by Server.mu.
-	logFile *os.File // swapped by a reopen
+	logFile *crilog.File
 	stdin   *os.File // the stdin pipe's write end or the console; nil if none (left)
 	exit    Exit
 }
@@ -218,10 +217,10 @@ func (s *Server) run(req Request) (int, error) {
 	if req.ID == "" || req.Bundle == "" || req.ExitFile == "" {
 		return 0, errors.New("run needs id, bundle and exitFile")
 	}
-	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles, logPath: req.LogPath,
+	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles,
 		stdinOnce: req.StdinOnce, exited: make(chan struct{})}
 	if req.LogPath != "" {
-		f, err := os.OpenFile(req.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		f, err := crilog.OpenFile(req.LogPath, req.LogMaxSize, req.LogMaxFiles, nil)
 		if err != nil {
 			return 0, fmt.Errorf("open log %s: %w", req.LogPath, err)
 		}

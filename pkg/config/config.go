@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -90,6 +91,11 @@ type Config struct {
 	TLSCertFile       string `json:"tlsCertFile"`
 	TLSPrivateKeyFile string `json:"tlsPrivateKeyFile"`
 	ClientCAFile      string `json:"clientCAFile"`
+	// ContainerLogMaxSize (a quantity: "10Mi"; "0": never) and
+	// ContainerLogMaxFiles (at least 2, the live file included) rotate
+	// each container's log, as kubelet's settings of the same names.
+	ContainerLogMaxSize  string `json:"containerLogMaxSize"`
+	ContainerLogMaxFiles int    `json:"containerLogMaxFiles"`
 	// FailSwapOn refuses to start on a host with swap on, as kubelet's
 	// setting of the same name.
 	FailSwapOn bool `json:"failSwapOn"`
@@ -161,10 +167,12 @@ func Default() Config {
 		PodLogsDir:    "/var/log/pods",
 		CgroupRoot:    "kubepods",
 
-		HTTPCheckFrequency: Duration{20 * time.Second},
-		FailSwapOn:         true,
-		Address:            "0.0.0.0",
-		Port:               10250,
+		HTTPCheckFrequency:   Duration{20 * time.Second},
+		FailSwapOn:           true,
+		ContainerLogMaxSize:  "10Mi",
+		ContainerLogMaxFiles: 5,
+		Address:              "0.0.0.0",
+		Port:                 10250,
 
 		NRIPluginPath:       "/opt/nri/plugins",
 		NRIPluginConfigPath: "/etc/nri/conf.d",
@@ -268,6 +276,15 @@ func cniBinDirs(exeDir string) []string {
 	return append(dirs, "/opt/cni/bin")
 }
 
+// LogMaxBytes is ContainerLogMaxSize in bytes.
+func (c Config) LogMaxBytes() (int64, error) {
+	q, err := resource.ParseQuantity(c.ContainerLogMaxSize)
+	if err != nil || q.Sign() < 0 {
+		return 0, fmt.Errorf("config: containerLogMaxSize %q must be a size like 10Mi", c.ContainerLogMaxSize)
+	}
+	return q.Value(), nil
+}
+
 // Validate checks c; warnings are problems berthd can run with.
 func (c Config) Validate() (warnings []string, err error) {
 	for name, p := range map[string]string{"criSocket": c.CRISocket, "root": c.Root, "state": c.State, "cniConfDir": c.CNIConfDir} {
@@ -319,6 +336,12 @@ func (c Config) Validate() (warnings []string, err error) {
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		return nil, fmt.Errorf("config: port %d must be from 0 to 65535", c.Port)
+	}
+	if _, err := c.LogMaxBytes(); err != nil {
+		return nil, err
+	}
+	if c.ContainerLogMaxFiles < 2 {
+		return nil, fmt.Errorf("config: containerLogMaxFiles %d must be at least 2 (the live file and one rotated)", c.ContainerLogMaxFiles)
 	}
 	if (c.TLSCertFile == "") != (c.TLSPrivateKeyFile == "") {
 		return nil, fmt.Errorf("config: tlsCertFile %q and tlsPrivateKeyFile %q go together", c.TLSCertFile, c.TLSPrivateKeyFile)

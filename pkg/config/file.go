@@ -137,7 +137,7 @@ var kubeletSupported = []string{
 	"apiVersion", "kind", "staticPodPath", "staticPodURL", "staticPodURLHeader", "httpCheckFrequency",
 	"containerRuntimeEndpoint", "cgroupDriver", "cgroupRoot", "podLogsDir",
 	"imageGCHighThresholdPercent", "imageGCLowThresholdPercent", "imageMinimumGCAge",
-	"failSwapOn", "address", "port", "tlsCertFile", "tlsPrivateKeyFile", "registerWithTaints",
+	"containerLogMaxSize", "containerLogMaxFiles", "failSwapOn", "address", "port", "tlsCertFile", "tlsPrivateKeyFile", "registerWithTaints",
 	"authentication.x509.clientCAFile", "authentication.webhook.enabled", "authentication.anonymous.enabled",
 	"authorization.mode",
 }
@@ -194,6 +194,12 @@ func (c *Config) applyKubelet(data []byte) ([]string, error) {
 	}
 	if set["imageMinimumGCAge"] {
 		c.ImageMinimumGCAge = Duration{kc.ImageMinimumGCAge.Duration}
+	}
+	if set["containerLogMaxSize"] {
+		c.ContainerLogMaxSize = kc.ContainerLogMaxSize
+	}
+	if set["containerLogMaxFiles"] && kc.ContainerLogMaxFiles != nil {
+		c.ContainerLogMaxFiles = int(*kc.ContainerLogMaxFiles)
 	}
 	if set["failSwapOn"] && kc.FailSwapOn != nil {
 		c.FailSwapOn = *kc.FailSwapOn

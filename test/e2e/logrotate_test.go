@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/test/testutil"
+)
+
+// TestLogRotation: a container writing as fast as it can has its log
+// rotated by size in its shim: at most --container-log-max-files files
+// (the older rotated ones gzipped), every record whole, and the lines kept
+// are the last ones written, in order, none lost between files and none
+// doubled.
+func TestLogRotation(t *testing.T) {
+	e := newEnvWith(t, func(d *harness.Daemon) {
+		d.AddArgs("--container-log-max-size", "64Ki", "--container-log-max-files", "4")
+	})
+	const n = 100000
+	e.writeManifest("chatty.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: %s
+    command: ["sh", "-c", "seq 1 %d; echo done; exec sleep 3600"]
+`, busybox, n))
+	p := e.waitPod("chatty", "running", running)
+	dir := filepath.Join(e.d.LogDir, fmt.Sprintf("default_%s_%s", p.Name, p.UID), "main")
+	live := filepath.Join(dir, "0.log")
+	testutil.Eventually(t, "the container's last line in its live log", func() bool {
+		data, _ := os.ReadFile(live)
+		return strings.HasSuffix(string(data), " stdout F done\n")
+	})
+	testutil.Eventually(t, "the rotated logs kept to four files, older ones gzipped", func() bool {
+		files, _ := filepath.Glob(live + ".*")
+		gz := 0
+		for _, f := range files {
+			if strings.HasSuffix(f, ".gz") {
+				gz++
+			}
+		}
+		return len(files) == 3 && gz == 2
+	})
+	rotated, _ := filepath.Glob(live + ".*")
+	slices.SortFunc(rotated, func(a, b string) int {
+		return strings.Compare(strings.TrimSuffix(a, ".gz"), strings.TrimSuffix(b, ".gz"))
+	})
+	var lines []string
+	for _, f := range append(rotated, live) {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = fh
+		if strings.HasSuffix(f, ".gz") {
+			if r, err = gzip.NewReader(fh); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+		}
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		fh.Close()
+	}
+	var first int
+	for i, rec := range lines {
+		parts := strings.SplitN(rec, " ", 4)
+		if len(parts) != 4 || parts[1] != "stdout" || parts[2] != "F" {
+			t.Fatalf("record %d is not whole: %q", i, rec)
+		}
+		if i == len(lines)-1 {
+			if parts[3] != "done" {
+				t.Errorf("last record %q", rec)
+			}
+			break
+		}
+		v, err := strconv.Atoi(parts[3])
+		if err != nil {
+			t.Fatalf("record %d: %q", i, rec)
+		}
+		if i == 0 {
+			first = v
+		} else if v != first+i {
+			t.Fatalf("record %d is %d, want %d: a line lost or doubled", i, v, first+i)
+		}
+	}
+	if last := first + len(lines) - 2; last != n || first <= 1 {
+		t.Errorf("kept lines %d..%d of 1..%d: want the last ones, the first rotated away", first, last, n)
+	}
+}
