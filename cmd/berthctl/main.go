@@ -49,7 +49,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.criSocket, "cri-socket", "/run/berth/berth.sock", "berthd's CRI socket")
 	f.StringVar(&g.apiSocket, "api-socket", "/run/berth/api.sock", "the agent's local API socket")
 	f.DurationVar(&g.timeout, "timeout", 10*time.Minute, "how long to wait for berthd")
-	root.AddCommand(podsCommand(g), manifestsCommand(g), statusCommand(g), validateCommand(), imagesCommand(g))
+	root.AddCommand(podsCommand(g), describeCommand(g), logsCommand(g), manifestsCommand(g), statusCommand(g), validateCommand(), imagesCommand(g))
 	return root
 }
 

@@ -17,7 +17,7 @@ func TestCommandLine(t *testing.T) {
 		return root.Execute()
 	}
 	for _, args := range [][]string{
-		{"--help"}, {"pods", "--help"}, {"manifests", "--help"}, {"status", "--help"}, {"validate", "--help"},
+		{"--help"}, {"pods", "--help"}, {"logs", "--help"}, {"describe", "pod", "--help"}, {"manifests", "--help"}, {"status", "--help"}, {"validate", "--help"},
 		{"images", "--help"}, {"images", "import", "--help"}, {"images", "export", "--help"}, {"completion", "bash"},
 	} {
 		if err := run(args...); err != nil {
@@ -34,6 +34,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"images", "import"}, "accepts 1 arg(s), received 0"},
 		{[]string{"images", "export", "busybox"}, `"output" not set`},
 		{[]string{"validate"}, "requires at least 1 arg(s)"},
+		{[]string{"logs"}, "accepts 1 arg(s), received 0"},
 	} {
 		if err := run(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("berthctl %s: %v, want an error with %q", strings.Join(tc.args, " "), err, tc.want)
