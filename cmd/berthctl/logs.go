@@ -116,7 +116,7 @@ func printLog(path string, tail int, follow bool) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return r.Follow(ctx, 100*time.Millisecond, printRecord)
+	return r.Follow(ctx, 100*time.Millisecond, nil, printRecord)
 }
 
 func printRecord(r podlogs.Record) {

@@ -12,9 +12,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/cri-client/pkg/logs"
+
+	"github.com/berth-project/berth/pkg/podlogs"
 )
 
 // ContainerRuntime is the slice of the CRI that logs and /run need.
@@ -26,8 +26,9 @@ type ContainerRuntime interface {
 }
 
 // serveContainerLogs answers /containerLogs/{namespace}/{pod}/{container}
-// as kubelet does: the container's CRI log file read by cri-client's
-// reader (kubelet's and crictl's), with PodLogOptions from the query.
+// as kubelet does: the container's CRI log file with PodLogOptions from the
+// query; a follow goes on across the shim's rotations without loss
+// (pkg/podlogs) and ends once the container has exited.
 func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 	opts, err := parseLogOptions(r.URL.Query())
 	if err != nil {
@@ -61,11 +62,32 @@ func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 	// Sent at once, so that a follower sees the stream open before the
 	// container writes anything.
 	out.rc.Flush()
-	err = logs.ReadLogs(r.Context(), st.GetStatus().GetLogPath(), id, criLogOptions(opts, s.cfg.Clock.Now()),
-		logRuntime{rt: s.cfg.Containers}, out, out)
+	lr, err := podlogs.Open(st.GetStatus().GetLogPath())
+	if err == nil {
+		defer lr.Close()
+		err = lr.Copy(r.Context(), out, logOptions(opts, s.cfg.Clock.Now()), opts.Follow, 100*time.Millisecond, s.exited(id))
+	}
 	if err != nil && r.Context().Err() == nil {
 		s.cfg.Log.Warn("container logs", "pod", pod.Namespace+"/"+pod.Name, "container", name, "err", err)
 		fmt.Fprintln(w, err)
+	}
+}
+
+// exited says, at most once a second, whether the container no longer
+// runs: a follow of its log ends once the log is read to its end.
+func (s *Server) exited(id string) func() bool {
+	var asked time.Time
+	var gone bool
+	return func() bool {
+		if gone || time.Since(asked) < time.Second {
+			return gone
+		}
+		asked = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := s.cfg.Containers.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+		gone = err == nil && st.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING
+		return gone
 	}
 }
 
@@ -82,19 +104,6 @@ func (f flushWriter) Write(p []byte) (int, error) {
 		err = f.rc.Flush()
 	}
 	return n, err
-}
-
-// logRuntime is the runtime as logs.ReadLogs takes it: cri-client's
-// whole client interface, of which ReadLogs calls ContainerStatus alone
-// (to stop following a container that exited). The embedded nil
-// interface stands for the methods it never calls.
-type logRuntime struct {
-	internalapi.RuntimeService
-	rt ContainerRuntime
-}
-
-func (l logRuntime) ContainerStatus(ctx context.Context, id string, verbose bool) (*runtimeapi.ContainerStatusResponse, error) {
-	return l.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: verbose})
 }
 
 // parseLogOptions reads the query as kubelet decodes v1.PodLogOptions
@@ -161,8 +170,14 @@ func cloneValues(q url.Values) url.Values {
 
 // criLogOptions are the reader's options for o at now, as kubelet makes
 // them: the later of sinceSeconds and sinceTime bounds the start.
-func criLogOptions(o *v1.PodLogOptions, now time.Time) *logs.LogOptions {
-	out := &logs.LogOptions{TailLines: o.TailLines, LimitBytes: o.LimitBytes, Follow: o.Follow, Timestamp: o.Timestamps}
+func logOptions(o *v1.PodLogOptions, now time.Time) podlogs.Options {
+	out := podlogs.Options{Tail: -1, Timestamps: o.Timestamps}
+	if o.TailLines != nil {
+		out.Tail = int(*o.TailLines)
+	}
+	if o.LimitBytes != nil {
+		out.LimitBytes = *o.LimitBytes
+	}
 	if o.SinceSeconds != nil {
 		out.Since = now.Add(-time.Duration(*o.SinceSeconds) * time.Second)
 	}

@@ -12,8 +12,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cri-client/pkg/logs"
 	"k8s.io/utils/ptr"
+
+	"github.com/berth-project/berth/pkg/podlogs"
 )
 
 func TestParseLogOptions(t *testing.T) {
@@ -60,21 +61,21 @@ func TestParseLogOptions(t *testing.T) {
 	}
 }
 
-func TestCRILogOptions(t *testing.T) {
+func TestLogOptions(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	early, late := metav1.NewTime(now.Add(-time.Hour)), metav1.NewTime(now.Add(-time.Second))
 	for name, tc := range map[string]struct {
 		in   *v1.PodLogOptions
-		want *logs.LogOptions
+		want podlogs.Options
 	}{
-		"all":           {&v1.PodLogOptions{}, &logs.LogOptions{}},
-		"follow":        {&v1.PodLogOptions{Follow: true, Timestamps: true}, &logs.LogOptions{Follow: true, Timestamp: true}},
-		"tail, limit":   {&v1.PodLogOptions{TailLines: ptr.To[int64](2), LimitBytes: ptr.To[int64](9)}, &logs.LogOptions{TailLines: ptr.To[int64](2), LimitBytes: ptr.To[int64](9)}},
-		"since seconds": {&v1.PodLogOptions{SinceSeconds: ptr.To[int64](60)}, &logs.LogOptions{Since: now.Add(-time.Minute)}},
-		"since time":    {&v1.PodLogOptions{SinceTime: &early}, &logs.LogOptions{Since: early.Time}},
-		"the later":     {&v1.PodLogOptions{SinceSeconds: ptr.To[int64](60), SinceTime: &late}, &logs.LogOptions{Since: late.Time}},
+		"all":           {&v1.PodLogOptions{}, podlogs.Options{Tail: -1}},
+		"timestamps":    {&v1.PodLogOptions{Follow: true, Timestamps: true}, podlogs.Options{Tail: -1, Timestamps: true}},
+		"tail, limit":   {&v1.PodLogOptions{TailLines: ptr.To[int64](2), LimitBytes: ptr.To[int64](9)}, podlogs.Options{Tail: 2, LimitBytes: 9}},
+		"since seconds": {&v1.PodLogOptions{SinceSeconds: ptr.To[int64](60)}, podlogs.Options{Tail: -1, Since: now.Add(-time.Minute)}},
+		"since time":    {&v1.PodLogOptions{SinceTime: &early}, podlogs.Options{Tail: -1, Since: early.Time}},
+		"the later":     {&v1.PodLogOptions{SinceSeconds: ptr.To[int64](60), SinceTime: &late}, podlogs.Options{Tail: -1, Since: late.Time}},
 	} {
-		if got := criLogOptions(tc.in, now); !reflect.DeepEqual(got, tc.want) {
+		if got := logOptions(tc.in, now); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
 		}
 	}

@@ -44,6 +44,59 @@ func parse(line string) (Record, bool) {
 	return r, true
 }
 
+// Options select and shape what Copy writes, as kubelet's log options.
+type Options struct {
+	Tail       int       // the last records only; -1: all
+	Since      time.Time // records before it are left out
+	Timestamps bool      // each line starts with its record's time
+	LimitBytes int64     // stop after this many bytes; 0: no limit
+}
+
+// Copy writes the log's lines to w as the container wrote them, then,
+// with follow, what it writes next until ctx ends or done says the
+// container has exited.
+func (r *Reader) Copy(ctx context.Context, w io.Writer, o Options, follow bool, poll time.Duration, done func() bool) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var written int64
+	var werr error
+	write := func(rec Record) {
+		if werr != nil || ctx.Err() != nil {
+			return
+		}
+		if !o.Since.IsZero() {
+			if t, err := time.Parse(time.RFC3339Nano, rec.Time); err == nil && t.Before(o.Since) {
+				return
+			}
+		}
+		line := rec.Text
+		if !rec.Partial {
+			line += "\n"
+		}
+		if o.Timestamps {
+			line = rec.Time + " " + line
+		}
+		if o.LimitBytes > 0 && written+int64(len(line)) >= o.LimitBytes {
+			line = line[:o.LimitBytes-written]
+			stop()
+		}
+		n, err := io.WriteString(w, line)
+		written += int64(n)
+		werr = err
+	}
+	records, err := r.Tail(o.Tail)
+	if err != nil {
+		return err
+	}
+	for _, rec := range records {
+		write(rec)
+	}
+	if follow && ctx.Err() == nil && werr == nil {
+		err = r.Follow(ctx, poll, done, write)
+	}
+	return errors.Join(err, werr)
+}
+
 // Reader reads one container's log.
 type Reader struct {
 	path    string
@@ -80,11 +133,16 @@ func (r *Reader) Tail(n int) ([]Record, error) {
 }
 
 // Follow calls fn with every record written from where the reader is
-// until ctx ends, across rotations; poll is how often it looks for more.
-func (r *Reader) Follow(ctx context.Context, poll time.Duration, fn func(Record)) error {
+// until ctx ends, or until done (if not nil) says, after the reader has
+// caught up, that no more will come; across rotations. poll is how often
+// it looks for more.
+func (r *Reader) Follow(ctx context.Context, poll time.Duration, done func() bool, fn func(Record)) error {
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
+		// Asked before reading: whatever was written before it said so
+		// is read below.
+		finished := done != nil && done()
 		if err := r.emit(r.r, fn); err != nil {
 			return err
 		}
@@ -97,6 +155,9 @@ func (r *Reader) Follow(ctx context.Context, poll time.Duration, fn func(Record)
 				return err
 			}
 			continue
+		}
+		if finished {
+			return nil
 		}
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestFollowAcrossRotations(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		done <- r.Follow(ctx, 10*time.Millisecond, func(rec Record) {
+		done <- r.Follow(ctx, 10*time.Millisecond, nil, func(rec Record) {
 			mu.Lock()
 			got = append(got, rec.Text)
 			mu.Unlock()
@@ -95,5 +96,46 @@ func TestFollowAcrossRotations(t *testing.T) {
 	}
 	if len(got) != 45 {
 		t.Errorf("%d lines, want 45", len(got))
+	}
+}
+
+func TestCopy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	os.WriteFile(path, []byte(`2026-01-01T00:00:01.000000000Z stdout F one
+2026-01-01T00:00:02.000000000Z stderr P tw
+2026-01-01T00:00:02.100000000Z stderr F o
+not a record
+2026-01-01T00:00:03.000000000Z stdout F three
+`), 0o644)
+	copyLog := func(o Options, follow bool, done func() bool) string {
+		t.Helper()
+		r, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out strings.Builder
+		if err := r.Copy(context.Background(), &out, o, follow, time.Millisecond, done); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	for name, tc := range map[string]struct {
+		o    Options
+		want string
+	}{
+		"all":        {Options{Tail: -1}, "one\ntwo\nthree\n"},
+		"tail 2":     {Options{Tail: 2}, "o\nthree\n"},
+		"since":      {Options{Tail: -1, Since: time.Date(2026, 1, 1, 0, 0, 2, 50e6, time.UTC)}, "o\nthree\n"},
+		"timestamps": {Options{Tail: 1, Timestamps: true}, "2026-01-01T00:00:03.000000000Z three\n"},
+		"limit":      {Options{Tail: -1, LimitBytes: 6}, "one\ntw"},
+	} {
+		if got := copyLog(tc.o, false, nil); got != tc.want {
+			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
+	}
+	// Following a container that has exited ends once the file is read.
+	if got := copyLog(Options{Tail: -1}, true, func() bool { return true }); got != "one\ntwo\nthree\n" {
+		t.Errorf("follow of an exited container: %q", got)
 	}
 }
