@@ -178,6 +178,9 @@ func tlsConfigFrom(path, version string) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig %s: server %q: berth talks to the API server over verified TLS only", path, rc.Host)
 	}
 	rc.UserAgent = "berth/" + version
+	// kubelet's kubeAPIQPS and kubeAPIBurst: client-go's default of 5/s
+	// queues a pod's status patch behind its start's events.
+	rc.QPS, rc.Burst = 50, 100
 	return rc, nil
 }
 
