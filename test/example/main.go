@@ -98,7 +98,7 @@ func waitRunning(ctx context.Context, apiSocket string) error {
 		for _, p := range list.Items {
 			if p.Labels["app"] == "hello" && p.Status.Phase == corev1.PodRunning {
 				fmt.Printf("pod %s running: curl http://%s:8080/\n", p.Name, p.Status.PodIP)
-				fmt.Printf("see it with: bin/berthctl pods   or   crictl --runtime-endpoint unix:///run/berth/berth.sock ps\n")
+				fmt.Printf("see it with: bin/berthctl pods   or   bin/crictl --runtime-endpoint unix:///run/berth/berth.sock ps\n")
 				return nil
 			}
 		}
