@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -52,7 +53,9 @@ func OpenFile(path string, maxSize int64, maxFiles int, now func() time.Time) (*
 	}
 	l := &File{path: path, maxSize: maxSize, maxFiles: max(maxFiles, 2), now: now,
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
-	if err := l.open(); err != nil {
+	// A full filesystem does not keep a container from starting: its
+	// output is dropped until the file can be made.
+	if err := l.open(); err != nil && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
 		return nil, err
 	}
 	go l.maintain()

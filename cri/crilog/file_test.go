@@ -144,3 +144,38 @@ func TestFileFullDisk(t *testing.T) {
 		t.Errorf("no record after space returned (%d records)", len(lines))
 	}
 }
+
+// TestFileOpenedOnFullDisk: a log that cannot even be created (no inode
+// left) does not fail the container; it appears once there is room.
+func TestFileOpenedOnFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=4", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a small tmpfs (tests run as root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	var fillers []string
+	for i := 0; ; i++ {
+		f := filepath.Join(dir, fmt.Sprint("filler", i))
+		if os.WriteFile(f, nil, 0o644) != nil {
+			break
+		}
+		fillers = append(fillers, f)
+	}
+	path := filepath.Join(dir, "0.log")
+	l, err := OpenFile(path, 0, 0, nil)
+	if err != nil {
+		t.Fatalf("OpenFile with no inode left: %v", err)
+	}
+	defer l.Close()
+	w := NewWriter(l, nil)
+	w.Copy("stdout", strings.NewReader("lost\n"))
+	if l.Dropped() != 1 {
+		t.Errorf("dropped %d, want 1", l.Dropped())
+	}
+	os.Remove(fillers[0])
+	w.Copy("stdout", strings.NewReader("kept\n"))
+	data, err := os.ReadFile(path)
+	if err != nil || message(strings.TrimSuffix(string(data), "\n")) != "kept" {
+		t.Errorf("log once there is room: %q, %v", data, err)
+	}
+}
