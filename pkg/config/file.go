@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 	yamlv3 "sigs.k8s.io/yaml/goyaml.v3"
 )
@@ -56,12 +57,12 @@ func (c *Config) LoadFile(file string) (warnings []string, err error) {
 // LoadDir reads the *.conf files of a drop-in directory over c in
 // lexical order, each as LoadFile does, as kubelet's --config-dir.
 func (c *Config) LoadDir(dir string) (warnings []string, err error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("config dir: %w", err)
+	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.conf"))
 	if err != nil {
 		return nil, fmt.Errorf("config dir %s: %w", dir, err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("config dir: %w", err)
 	}
 	slices.Sort(files)
 	for _, f := range files {
@@ -131,15 +132,108 @@ func (c *Config) loadDocument(data []byte) ([]string, error) {
 		tm.Kind, tm.APIVersion, KubeletKind, KubeletAPIVersion, BerthKind, BerthAPIVersion)
 }
 
-// kubeletSupported are the KubeletConfiguration fields berth honours;
-// every other field that is set is reported.
-var kubeletSupported = []string{
-	"apiVersion", "kind", "staticPodPath", "staticPodURL", "staticPodURLHeader", "httpCheckFrequency",
-	"containerRuntimeEndpoint", "cgroupDriver", "cgroupRoot", "podLogsDir",
-	"imageGCHighThresholdPercent", "imageGCLowThresholdPercent", "imageMinimumGCAge",
-	"containerLogMaxSize", "containerLogMaxFiles", "failSwapOn", "address", "port", "tlsCertFile", "tlsPrivateKeyFile", "registerWithTaints",
-	"authentication.x509.clientCAFile", "authentication.webhook.enabled", "authentication.anonymous.enabled",
-	"authorization.mode",
+// kubeletFields are the KubeletConfiguration fields berth honours, each
+// with what it sets (or why a value is refused); every other field that
+// is set is reported. A field is applied only when the document sets it.
+var kubeletFields = map[string]func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error{
+	"apiVersion": func(*Config, *kubeletv1beta1.KubeletConfiguration) error { return nil },
+	"kind":       func(*Config, *kubeletv1beta1.KubeletConfiguration) error { return nil },
+	"staticPodPath": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.StaticPodPath = kc.StaticPodPath
+		return nil
+	},
+	"staticPodURL": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.StaticPodURL = kc.StaticPodURL
+		return nil
+	},
+	"staticPodURLHeader": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.StaticPodURLHeader = kc.StaticPodURLHeader
+		return nil
+	},
+	"httpCheckFrequency": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.HTTPCheckFrequency = Duration{kc.HTTPCheckFrequency.Duration}
+		return nil
+	},
+	"containerRuntimeEndpoint": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ContainerRuntimeEndpoint = kc.ContainerRuntimeEndpoint
+		return nil
+	},
+	"cgroupDriver": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.CgroupDriver = kc.CgroupDriver
+		return nil
+	},
+	// kubelet's cgroupRoot holds its kubepods hierarchy; berth's setting
+	// names the hierarchy itself.
+	"cgroupRoot": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.CgroupRoot = path.Join(strings.Trim(kc.CgroupRoot, "/"), "kubepods")
+		return nil
+	},
+	"podLogsDir": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.PodLogsDir = kc.PodLogsDir
+		return nil
+	},
+	"imageGCHighThresholdPercent": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ImageGCHighThresholdPercent = int(ptr.Deref(kc.ImageGCHighThresholdPercent, int32(c.ImageGCHighThresholdPercent)))
+		return nil
+	},
+	"imageGCLowThresholdPercent": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ImageGCLowThresholdPercent = int(ptr.Deref(kc.ImageGCLowThresholdPercent, int32(c.ImageGCLowThresholdPercent)))
+		return nil
+	},
+	"imageMinimumGCAge": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ImageMinimumGCAge = Duration{kc.ImageMinimumGCAge.Duration}
+		return nil
+	},
+	"containerLogMaxSize": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ContainerLogMaxSize = kc.ContainerLogMaxSize
+		return nil
+	},
+	"containerLogMaxFiles": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ContainerLogMaxFiles = int(ptr.Deref(kc.ContainerLogMaxFiles, int32(c.ContainerLogMaxFiles)))
+		return nil
+	},
+	"failSwapOn": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.FailSwapOn = ptr.Deref(kc.FailSwapOn, c.FailSwapOn)
+		return nil
+	},
+	"address": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error { c.Address = kc.Address; return nil },
+	"port":    func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error { c.Port = int(kc.Port); return nil },
+	"tlsCertFile": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.TLSCertFile = kc.TLSCertFile
+		return nil
+	},
+	"tlsPrivateKeyFile": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.TLSPrivateKeyFile = kc.TLSPrivateKeyFile
+		return nil
+	},
+	"registerWithTaints": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.RegisterWithTaints = kc.RegisterWithTaints
+		return nil
+	},
+	"authentication.x509.clientCAFile": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ClientCAFile = kc.Authentication.X509.ClientCAFile
+		return nil
+	},
+	// What berth's kubelet API always does: anything else is an error
+	// rather than a weaker setting silently not applied.
+	"authentication.anonymous.enabled": func(_ *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if ptr.Deref(kc.Authentication.Anonymous.Enabled, false) {
+			return errors.New("authentication.anonymous.enabled: berth's kubelet API never admits anonymous requests")
+		}
+		return nil
+	},
+	"authentication.webhook.enabled": func(_ *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if !ptr.Deref(kc.Authentication.Webhook.Enabled, true) {
+			return errors.New("authentication.webhook.enabled: berth's kubelet API always reviews bearer tokens with the API server")
+		}
+		return nil
+	},
+	"authorization.mode": func(_ *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if kc.Authorization.Mode != kubeletv1beta1.KubeletAuthorizationModeWebhook {
+			return fmt.Errorf("authorization.mode %q: berth's kubelet API authorizes by the API server (Webhook) only", kc.Authorization.Mode)
+		}
+		return nil
+	},
 }
 
 // applyKubelet sets c from the fields a KubeletConfiguration sets.
@@ -152,91 +246,22 @@ func (c *Config) applyKubelet(data []byte) ([]string, error) {
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, err
 	}
-	set := map[string]bool{}
+	fields := leafFields("", raw)
+	slices.Sort(fields)
 	var unsupported []string
-	for _, f := range leafFields("", raw) {
-		set[f] = true
-		if !slices.Contains(kubeletSupported, f) {
+	for _, f := range fields {
+		apply, ok := kubeletFields[f]
+		if !ok {
 			unsupported = append(unsupported, f)
+			continue
 		}
-	}
-	if set["staticPodPath"] {
-		c.StaticPodPath = kc.StaticPodPath
-	}
-	if set["staticPodURL"] {
-		c.StaticPodURL = kc.StaticPodURL
-	}
-	if set["staticPodURLHeader"] {
-		c.StaticPodURLHeader = kc.StaticPodURLHeader
-	}
-	if set["httpCheckFrequency"] {
-		c.HTTPCheckFrequency = Duration{kc.HTTPCheckFrequency.Duration}
-	}
-	if set["containerRuntimeEndpoint"] {
-		c.ContainerRuntimeEndpoint = kc.ContainerRuntimeEndpoint
-	}
-	if set["cgroupDriver"] {
-		c.CgroupDriver = kc.CgroupDriver
-	}
-	if set["cgroupRoot"] {
-		// kubelet's cgroupRoot holds its kubepods hierarchy; berth's
-		// setting names the hierarchy itself.
-		c.CgroupRoot = path.Join(strings.Trim(kc.CgroupRoot, "/"), "kubepods")
-	}
-	if set["podLogsDir"] {
-		c.PodLogsDir = kc.PodLogsDir
-	}
-	if set["imageGCHighThresholdPercent"] && kc.ImageGCHighThresholdPercent != nil {
-		c.ImageGCHighThresholdPercent = int(*kc.ImageGCHighThresholdPercent)
-	}
-	if set["imageGCLowThresholdPercent"] && kc.ImageGCLowThresholdPercent != nil {
-		c.ImageGCLowThresholdPercent = int(*kc.ImageGCLowThresholdPercent)
-	}
-	if set["imageMinimumGCAge"] {
-		c.ImageMinimumGCAge = Duration{kc.ImageMinimumGCAge.Duration}
-	}
-	if set["containerLogMaxSize"] {
-		c.ContainerLogMaxSize = kc.ContainerLogMaxSize
-	}
-	if set["containerLogMaxFiles"] && kc.ContainerLogMaxFiles != nil {
-		c.ContainerLogMaxFiles = int(*kc.ContainerLogMaxFiles)
-	}
-	if set["failSwapOn"] && kc.FailSwapOn != nil {
-		c.FailSwapOn = *kc.FailSwapOn
-	}
-	if set["address"] {
-		c.Address = kc.Address
-	}
-	if set["port"] {
-		c.Port = int(kc.Port)
-	}
-	if set["tlsCertFile"] {
-		c.TLSCertFile = kc.TLSCertFile
-	}
-	if set["tlsPrivateKeyFile"] {
-		c.TLSPrivateKeyFile = kc.TLSPrivateKeyFile
-	}
-	if set["registerWithTaints"] {
-		c.RegisterWithTaints = kc.RegisterWithTaints
-	}
-	if set["authentication.x509.clientCAFile"] {
-		c.ClientCAFile = kc.Authentication.X509.ClientCAFile
-	}
-	// What berth's kubelet API always does: anything else is an error
-	// rather than a weaker setting silently not applied.
-	if set["authentication.anonymous.enabled"] && kc.Authentication.Anonymous.Enabled != nil && *kc.Authentication.Anonymous.Enabled {
-		return nil, errors.New("authentication.anonymous.enabled: berth's kubelet API never admits anonymous requests")
-	}
-	if set["authentication.webhook.enabled"] && kc.Authentication.Webhook.Enabled != nil && !*kc.Authentication.Webhook.Enabled {
-		return nil, errors.New("authentication.webhook.enabled: berth's kubelet API always reviews bearer tokens with the API server")
-	}
-	if set["authorization.mode"] && kc.Authorization.Mode != kubeletv1beta1.KubeletAuthorizationModeWebhook {
-		return nil, fmt.Errorf("authorization.mode %q: berth's kubelet API authorizes by the API server (Webhook) only", kc.Authorization.Mode)
+		if err := apply(c, &kc); err != nil {
+			return nil, err
+		}
 	}
 	if len(unsupported) == 0 {
 		return nil, nil
 	}
-	slices.Sort(unsupported)
 	return []string{fmt.Sprintf("%s fields berth does not support yet, ignored: %s", KubeletKind, strings.Join(unsupported, ", "))}, nil
 }
 

@@ -79,10 +79,10 @@ func (s *Server) exited(id string) func() bool {
 	var asked time.Time
 	var gone bool
 	return func() bool {
-		if gone || time.Since(asked) < time.Second {
+		if gone || s.cfg.Clock.Since(asked) < time.Second {
 			return gone
 		}
-		asked = time.Now()
+		asked = s.cfg.Clock.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		st, err := s.cfg.Containers.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})

@@ -62,26 +62,24 @@ func (s *Server) runningTarget(r *http.Request) (*v1.Pod, string, error) {
 }
 
 func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
-	o, err := parseStreamOpts(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	pod, id, err := s.runningTarget(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := s.cfg.Streams.Exec(r.Context(), &runtimeapi.ExecRequest{ContainerId: id, Cmd: r.URL.Query()[v1.ExecCommandParam],
-		Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr, Tty: o.tty})
-	if err != nil {
-		writeError(w, runtimeError(err, "exec in container %q of pod %s/%s", r.PathValue("container"), pod.Namespace, pod.Name))
-		return
-	}
-	s.proxyStream(w, r, resp.GetUrl())
+	s.serveStream(w, r, "exec in", func(id string, o streamOpts) (string, error) {
+		resp, err := s.cfg.Streams.Exec(r.Context(), &runtimeapi.ExecRequest{ContainerId: id, Cmd: r.URL.Query()[v1.ExecCommandParam],
+			Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr, Tty: o.tty})
+		return resp.GetUrl(), err
+	})
 }
 
 func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
+	s.serveStream(w, r, "attach to", func(id string, o streamOpts) (string, error) {
+		resp, err := s.cfg.Streams.Attach(r.Context(), &runtimeapi.AttachRequest{ContainerId: id,
+			Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr, Tty: o.tty})
+		return resp.GetUrl(), err
+	})
+}
+
+// serveStream finds the running container a request names, asks the
+// runtime for a streaming URL and proxies the request to it.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, verb string, streamURL func(id string, o streamOpts) (string, error)) {
 	o, err := parseStreamOpts(r)
 	if err != nil {
 		writeError(w, err)
@@ -92,13 +90,12 @@ func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	resp, err := s.cfg.Streams.Attach(r.Context(), &runtimeapi.AttachRequest{ContainerId: id,
-		Stdin: o.stdin, Stdout: o.stdout, Stderr: o.stderr, Tty: o.tty})
+	u, err := streamURL(id, o)
 	if err != nil {
-		writeError(w, runtimeError(err, "attach to container %q of pod %s/%s", r.PathValue("container"), pod.Namespace, pod.Name))
+		writeError(w, runtimeError(err, verb+" container %q of pod %s/%s", r.PathValue("container"), pod.Namespace, pod.Name))
 		return
 	}
-	s.proxyStream(w, r, resp.GetUrl())
+	s.proxyStream(w, r, u)
 }
 
 func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
