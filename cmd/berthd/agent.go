@@ -66,6 +66,12 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 		// The Node reports the port bound (--port 0 picks one).
 		cfg.Port = kubeletListener.Addr().(*net.TCPAddr).Port
 	}
+	var readOnlyListener net.Listener
+	if cfg.ReadOnlyPort != 0 {
+		if readOnlyListener, err = net.Listen("tcp", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.ReadOnlyPort))); err != nil {
+			return nil, fmt.Errorf("kubelet read-only port: %w", err)
+		}
+	}
 	plugin, err := upstreamPlugin(cfg, nodeName, rt, runtimeapi.NewImageServiceClient(conn), log)
 	if err != nil {
 		return nil, err
@@ -84,19 +90,25 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 	}
 	recorder := events.New(nil, nodeName)
 	mgr := agent.New(agent.Config{
-		Events:         recorder,
-		Terminated:     terminated,
-		VolumeFiles:    volumes,
-		Objects:        objects,
-		NodeName:       nodeName,
-		LogDir:         cfg.PodLogsDir,
-		LogLinkDir:     filepath.Join(filepath.Dir(cfg.PodLogsDir), "containers"),
-		PodDir:         filepath.Join(cfg.Root, "pods"),
-		CgroupRoot:     cfg.CgroupRoot,
-		SystemdCgroups: cfg.CgroupDriver == "systemd",
-		Runtime:        rt,
-		Images:         runtimeapi.NewImageServiceClient(conn),
-		Log:            log,
+		Events:        recorder,
+		Terminated:    terminated,
+		VolumeFiles:   volumes,
+		Objects:       objects,
+		NodeName:      nodeName,
+		LogDir:        cfg.PodLogsDir,
+		LogLinkDir:    filepath.Join(filepath.Dir(cfg.PodLogsDir), "containers"),
+		PodDir:        filepath.Join(cfg.Root, "pods"),
+		ResolvConf:    cfg.ResolvConf,
+		ClusterDNS:    cfg.ClusterDNS,
+		ClusterDomain: cfg.ClusterDomain,
+
+		MaxRestartPeriod:      cfg.MaxContainerRestartPeriod.Duration,
+		MaxParallelImagePulls: cfg.MaxParallelImagePulls,
+		CgroupRoot:            cfg.CgroupRoot,
+		SystemdCgroups:        cfg.CgroupDriver == "systemd",
+		Runtime:               rt,
+		Images:                runtimeapi.NewImageServiceClient(conn),
+		Log:                   log,
 	})
 	if r, ok := plugin.(upstream.StatusReporter); ok {
 		r.ReportStatuses(mgr.Status())
@@ -140,6 +152,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 				NodeName: nodeName, Listener: kubeletListener, Pods: mgr.Status(),
 				Containers: rt, Streams: rt, Stats: rt, ContainerMetrics: rt, ImageFS: runtimeapi.NewImageServiceClient(conn),
 				RootDir: cfg.Root, Metrics: reg.Gatherer(), ProbeMetrics: probes, Log: log.With("api", "kubelet"),
+				ReadOnlyListener: readOnlyListener,
 			})
 			if err != nil {
 				return nil, err
@@ -216,6 +229,7 @@ func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeSer
 			Root:                cfg.Root,
 			Version:             kubeletVersion,
 			KubeletPort:         int32(cfg.Port),
+			MaxPods:             cfg.MaxPods,
 			Log:                 log.With("upstream", "kubernetes"),
 		})
 	case "url":

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -199,6 +200,26 @@ func flagSet(c *config.Config) (fs *flag.FlagSet, configFile, configDir *string)
 	fs.StringVar(&c.ContainerLogMaxSize, "container-log-max-size", c.ContainerLogMaxSize, "size at which a container's log is rotated (\"0\": never), as kubelet")
 	fs.IntVar(&c.ContainerLogMaxFiles, "container-log-max-files", c.ContainerLogMaxFiles, "log files kept per container, the live one included, as kubelet")
 	fs.BoolVar(&c.FailSwapOn, "fail-swap-on", c.FailSwapOn, "refuse to start while swap is on, as kubelet")
+	fs.IntVar(&c.ReadOnlyPort, "read-only-port", c.ReadOnlyPort, "port of kubelet's unauthenticated read-only API on --address (upstream kubernetes; 0: none)")
+	fs.StringVar(&c.HealthzBindAddress, "healthz-bind-address", c.HealthzBindAddress, "IP address /healthz is served on")
+	fs.IntVar(&c.HealthzPort, "healthz-port", c.HealthzPort, "port /healthz is served on (0: none)")
+	fs.IntVar(&c.MaxPods, "max-pods", c.MaxPods, "the most pods this node runs")
+	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolver configuration pods' DNS starts from (\"\": none)")
+	fs.Func("cluster-dns", "comma-separated DNS server IPs of the cluster, for ClusterFirst pods", func(s string) error {
+		c.ClusterDNS = strings.Split(s, ",")
+		return nil
+	})
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "the cluster's DNS domain, searched by ClusterFirst pods")
+	fs.IntVar(&c.MaxParallelImagePulls, "max-parallel-image-pulls", c.MaxParallelImagePulls, "image pulls in flight at most (0: no bound)")
+	fs.BoolFunc("serialize-image-pulls", "pull one image at a time, as kubelet's default", func(s string) error {
+		on, err := strconv.ParseBool(s)
+		if on {
+			c.MaxParallelImagePulls = 1
+		}
+		return err
+	})
+	fs.DurationVar(&c.MaxContainerRestartPeriod.Duration, "max-container-restart-period", c.MaxContainerRestartPeriod.Duration,
+		"longest restart back-off of a crashing container (kubelet's crashLoopBackOff.maxContainerRestartPeriod)")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
 	fs.StringVar(&c.NRISocket, "nri-socket", c.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
 	fs.StringVar(&c.NRIPluginPath, "nri-plugin-path", c.NRIPluginPath, "NRI plugins berthd starts itself")
@@ -242,6 +263,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	streamListener, err := listenTCP(cfg.StreamingAddress)
 	if err != nil {
 		return fmt.Errorf("streaming server: %w", err)
+	}
+	healthzListener, err := listenHealthz(cfg)
+	if err != nil {
+		return err
 	}
 	minOOM, note := server.MinOOMScoreAdj()
 	if note != "" {
@@ -295,14 +320,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			log.Error("streaming server stopped", "error", err)
 		}
 	}()
-	go announce(ctx, cfg, mgr, log)
+	go announce(ctx, cfg, mgr, healthzListener, log)
 	return serveCRI(ctx, l, cfg.CRISocket, svc, log)
 }
 
 // announce tells systemd that berthd is ready once its CRI socket answers
 // and the agent has taken in its pods (adopting what runs of them), keeps
-// its watchdog fed while both work, and says when berthd stops.
-func announce(ctx context.Context, cfg config.Config, mgr *agent.Manager, log *slog.Logger) {
+// its watchdog fed while both work, and says when berthd stops. /healthz
+// (if healthz is not nil) answers the same check.
+func announce(ctx context.Context, cfg config.Config, mgr *agent.Manager, healthz net.Listener, log *slog.Logger) {
 	conn, err := grpc.NewClient("unix://"+cfg.CRISocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		log.Error("systemd notify: CRI client", "err", err)
@@ -318,6 +344,9 @@ func announce(ctx context.Context, cfg config.Config, mgr *agent.Manager, log *s
 			return mgr.Responsive(ctx)
 		}
 		return nil
+	}
+	if healthz != nil {
+		go serveHealthz(ctx, healthz, alive, log)
 	}
 	if err := alive(ctx); err != nil {
 		return // ctx ended

@@ -320,6 +320,14 @@ func (w *worker) pull(ctx context.Context, spec *runtimeapi.ImageSpec, creds []*
 	if len(creds) == 0 {
 		creds = []*runtimeapi.AuthConfig{nil}
 	}
+	if w.m.pullSlots != nil {
+		select {
+		case w.m.pullSlots <- struct{}{}:
+			defer func() { <-w.m.pullSlots }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	var err error
 	for _, auth := range creds {
 		if _, err = w.m.cfg.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec, Auth: auth}); err == nil {

@@ -21,14 +21,19 @@ func nextBackoffStep(step int, ran time.Duration) int {
 }
 
 // backoffDelay is how long to wait after the exit before the attempt with
-// the given step starts.
-func backoffDelay(step int) time.Duration {
+// the given step starts, at most limit (kubelet's
+// maxContainerRestartPeriod; 0 means backoffMax), which also lowers the
+// first wait when it is shorter than backoffBase.
+func backoffDelay(step int, limit time.Duration) time.Duration {
+	if limit <= 0 {
+		limit = backoffMax
+	}
 	if step <= 1 {
 		return 0
 	}
-	d := backoffBase
-	for i := 2; i < step && d < backoffMax; i++ {
+	d := min(backoffBase, limit)
+	for i := 2; i < step && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, backoffMax)
+	return min(d, limit)
 }

@@ -31,8 +31,18 @@ type Config struct {
 	// PodDir holds the pods' volumes and termination messages:
 	// <PodDir>/<uid>/...
 	PodDir string
-	// ResolvConf is the node's resolver configuration.
-	ResolvConf string
+	// ResolvConf is the node's resolver configuration ("": none),
+	// ClusterDNS and ClusterDomain the cluster's, for ClusterFirst pods:
+	// kubelet's settings of the same names.
+	ResolvConf    string
+	ClusterDNS    []string
+	ClusterDomain string
+	// MaxRestartPeriod caps the restart back-off (kubelet's
+	// crashLoopBackOff.maxContainerRestartPeriod); 0 means 5 minutes.
+	MaxRestartPeriod time.Duration
+	// MaxParallelImagePulls bounds the image pulls in flight; 0 means no
+	// bound, 1 is kubelet's serializeImagePulls.
+	MaxParallelImagePulls int
 	// CgroupRoot is the parent of the QoS hierarchy ("kubepods"), in the
 	// runtime's cgroup driver's syntax; "" puts pods where the runtime
 	// puts them by default.
@@ -77,6 +87,7 @@ type Manager struct {
 	memoryCapacity int64
 	cpuCapacity    int64 // millicores
 	hostIPs        []string
+	pullSlots      chan struct{} // one per pull in flight; nil: no bound
 
 	mu       sync.Mutex
 	workers  map[string]*worker // by namespace/name
@@ -99,9 +110,6 @@ func New(cfg Config) *Manager {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 2 * time.Second
 	}
-	if cfg.ResolvConf == "" {
-		cfg.ResolvConf = "/etc/resolv.conf"
-	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -114,6 +122,9 @@ func New(cfg Config) *Manager {
 	mem, cpu := nodeCapacity()
 	m := &Manager{cfg: cfg, clock: cfg.Clock, status: cfg.Status, events: cfg.Events,
 		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}, applied: make(chan struct{})}
+	if cfg.MaxParallelImagePulls > 0 {
+		m.pullSlots = make(chan struct{}, cfg.MaxParallelImagePulls)
+	}
 	m.prober = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log,
 		Notify: m.wake,
 		Event: func(pod, container, reason, message string) {

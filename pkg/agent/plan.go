@@ -29,6 +29,8 @@ type planInput struct {
 	// until a sandbox records one.
 	firstSeen time.Time
 	now       time.Time
+	// maxBackoff caps the restart back-off; 0 means backoffMax.
+	maxBackoff time.Duration
 }
 
 // containerHealth is what the probes of one container concluded.
@@ -474,10 +476,10 @@ func (a *podActions) restart(in planInput, c *v1.Container, kind containerKind, 
 			finished = cur.createdAt
 		}
 		step = nextBackoffStep(cur.backoffStep, ran)
-		if wait := finished.Add(backoffDelay(step)).Sub(in.now); wait > 0 {
+		if wait := finished.Add(backoffDelay(step, in.maxBackoff)).Sub(in.now); wait > 0 {
 			a.waiting[c.Name] = v1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
-					backoffDelay(step), c.Name, in.pod.Name, in.pod.Namespace, in.pod.UID)}
+					backoffDelay(step, in.maxBackoff), c.Name, in.pod.Name, in.pod.Namespace, in.pod.UID)}
 			a.wakeIn(wait)
 			return true
 		}

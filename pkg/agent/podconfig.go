@@ -41,7 +41,7 @@ func (w *worker) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSand
 			labels[k] = v
 		}
 	}
-	dns, err := dnsConfig(pod, w.m.cfg.ResolvConf)
+	dns, err := dnsConfig(pod, nodeDNS{w.m.cfg.ResolvConf, w.m.cfg.ClusterDNS, w.m.cfg.ClusterDomain})
 	if err != nil {
 		return nil, err
 	}

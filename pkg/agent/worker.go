@@ -191,7 +191,7 @@ func (w *worker) pass(ctx context.Context, pod *v1.Pod, cancel context.CancelFun
 	}
 	now := w.m.clock.Now()
 	in := planInput{pod: pod, obs: obs, health: w.health(obs, pod), pulls: w.pulls, startErrs: w.startErrs,
-		termStart: w.termStart, firstSeen: w.firstSeen, now: now}
+		termStart: w.termStart, firstSeen: w.firstSeen, now: now, maxBackoff: w.m.cfg.MaxRestartPeriod}
 	a := plan(in)
 	for _, uid := range a.tearing {
 		if _, ok := w.termStart[uid]; !ok {

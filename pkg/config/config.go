@@ -99,6 +99,28 @@ type Config struct {
 	// FailSwapOn refuses to start on a host with swap on, as kubelet's
 	// setting of the same name.
 	FailSwapOn bool `json:"failSwapOn"`
+	// ReadOnlyPort serves kubelet's unauthenticated read-only API on
+	// Address over plain HTTP (upstream kubernetes); 0 serves none.
+	ReadOnlyPort int `json:"readOnlyPort"`
+	// HealthzBindAddress and HealthzPort serve /healthz, as kubelet's
+	// settings of the same names; port 0 serves none.
+	HealthzBindAddress string `json:"healthzBindAddress"`
+	HealthzPort        int    `json:"healthzPort"`
+	// MaxPods is the most pods the node runs (the Node's pods capacity).
+	MaxPods int `json:"maxPods"`
+	// ResolvConf is the node's resolver configuration that pods' DNS
+	// starts from ("": none); ClusterDNS and ClusterDomain are the
+	// cluster's, for ClusterFirst pods. kubelet's settings of the same
+	// names.
+	ResolvConf    string   `json:"resolvConf"`
+	ClusterDNS    []string `json:"clusterDNS"`
+	ClusterDomain string   `json:"clusterDomain"`
+	// MaxParallelImagePulls bounds the image pulls in flight; 0: no bound
+	// (berth's default), 1: kubelet's serializeImagePulls.
+	MaxParallelImagePulls int `json:"maxParallelImagePulls"`
+	// MaxContainerRestartPeriod caps the restart back-off, as kubelet's
+	// crashLoopBackOff.maxContainerRestartPeriod (1s to 300s).
+	MaxContainerRestartPeriod Duration `json:"maxContainerRestartPeriod"`
 	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
 	// kubelet's settings of the same names for the url plugin.
 	StaticPodURL       string              `json:"staticPodURL"`
@@ -173,6 +195,12 @@ func Default() Config {
 		ContainerLogMaxFiles: 5,
 		Address:              "0.0.0.0",
 		Port:                 10250,
+		HealthzBindAddress:   "127.0.0.1",
+		HealthzPort:          10248,
+		MaxPods:              110,
+		ResolvConf:           "/etc/resolv.conf",
+
+		MaxContainerRestartPeriod: Duration{300 * time.Second},
 
 		NRIPluginPath:       "/opt/nri/plugins",
 		NRIPluginConfigPath: "/etc/nri/conf.d",
@@ -336,6 +364,39 @@ func (c Config) Validate() (warnings []string, err error) {
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		return nil, fmt.Errorf("config: port %d must be from 0 to 65535", c.Port)
+	}
+	for name, p := range map[string]int{"readOnlyPort": c.ReadOnlyPort, "healthzPort": c.HealthzPort} {
+		if p < 0 || p > 65535 {
+			return nil, fmt.Errorf("config: %s %d must be from 0 to 65535", name, p)
+		}
+	}
+	if c.ReadOnlyPort != 0 && c.UpstreamPlugin() != "kubernetes" {
+		return nil, fmt.Errorf("config: readOnlyPort %d: only a Kubernetes node (upstream kubernetes) serves kubelet's API", c.ReadOnlyPort)
+	}
+	if c.HealthzPort != 0 && net.ParseIP(c.HealthzBindAddress) == nil {
+		return nil, fmt.Errorf("config: healthzBindAddress %q is not an IP address", c.HealthzBindAddress)
+	}
+	if c.MaxPods < 1 || c.MaxPods > 10000 {
+		return nil, fmt.Errorf("config: maxPods %d must be from 1 to 10000", c.MaxPods)
+	}
+	for _, ip := range c.ClusterDNS {
+		if net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("config: clusterDNS %q is not an IP address", ip)
+		}
+	}
+	if c.ClusterDomain != "" {
+		if errs := validation.IsDNS1123Subdomain(strings.TrimSuffix(c.ClusterDomain, ".")); len(errs) > 0 {
+			return nil, fmt.Errorf("config: clusterDomain %q: %s", c.ClusterDomain, strings.Join(errs, "; "))
+		}
+	}
+	if c.ResolvConf != "" && !filepath.IsAbs(c.ResolvConf) {
+		return nil, fmt.Errorf("config: resolvConf %q must be an absolute path (or \"\" for none)", c.ResolvConf)
+	}
+	if c.MaxParallelImagePulls < 0 {
+		return nil, fmt.Errorf("config: maxParallelImagePulls %d must not be negative (0: no bound)", c.MaxParallelImagePulls)
+	}
+	if d := c.MaxContainerRestartPeriod.Duration; d < time.Second || d > 300*time.Second {
+		return nil, fmt.Errorf("config: maxContainerRestartPeriod %v must be from 1s to 300s", d)
 	}
 	if _, err := c.LogMaxBytes(); err != nil {
 		return nil, err

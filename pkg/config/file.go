@@ -206,6 +206,60 @@ var kubeletFields = map[string]func(c *Config, kc *kubeletv1beta1.KubeletConfigu
 		c.TLSPrivateKeyFile = kc.TLSPrivateKeyFile
 		return nil
 	},
+	"readOnlyPort": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ReadOnlyPort = int(kc.ReadOnlyPort)
+		return nil
+	},
+	"healthzBindAddress": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.HealthzBindAddress = kc.HealthzBindAddress
+		return nil
+	},
+	"healthzPort": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.HealthzPort = int(ptr.Deref(kc.HealthzPort, int32(c.HealthzPort)))
+		return nil
+	},
+	"maxPods": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.MaxPods = int(kc.MaxPods)
+		return nil
+	},
+	"resolvConf": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ResolvConf = ptr.Deref(kc.ResolverConfig, c.ResolvConf)
+		return nil
+	},
+	"clusterDNS": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ClusterDNS = kc.ClusterDNS
+		return nil
+	},
+	"clusterDomain": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ClusterDomain = kc.ClusterDomain
+		return nil
+	},
+	// kubelet serializes pulls by default; berth pulls in parallel unless
+	// told (a file that says serializeImagePulls: true gets kubelet's).
+	"serializeImagePulls": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		switch {
+		case ptr.Deref(kc.SerializeImagePulls, false) && ptr.Deref(kc.MaxParallelImagePulls, 1) > 1:
+			return fmt.Errorf("maxParallelImagePulls %d: must not be above 1 while serializeImagePulls is true", *kc.MaxParallelImagePulls)
+		case ptr.Deref(kc.SerializeImagePulls, false):
+			c.MaxParallelImagePulls = 1
+		case kc.MaxParallelImagePulls == nil:
+			c.MaxParallelImagePulls = 0
+		}
+		return nil
+	},
+	"maxParallelImagePulls": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if n := ptr.Deref(kc.MaxParallelImagePulls, 0); n < 1 {
+			return fmt.Errorf("maxParallelImagePulls %d: must be at least 1", n)
+		}
+		c.MaxParallelImagePulls = int(*kc.MaxParallelImagePulls)
+		return nil
+	},
+	"crashLoopBackOff.maxContainerRestartPeriod": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if d := kc.CrashLoopBackOff.MaxContainerRestartPeriod; d != nil {
+			c.MaxContainerRestartPeriod = Duration{d.Duration}
+		}
+		return nil
+	},
 	"registerWithTaints": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
 		c.RegisterWithTaints = kc.RegisterWithTaints
 		return nil
@@ -289,7 +343,7 @@ func leafFields(prefix string, m map[string]any) []string {
 // tells apart.
 var structured = map[string]bool{
 	"authentication": true, "authentication.x509": true, "authentication.webhook": true,
-	"authentication.anonymous": true, "authorization": true,
+	"authentication.anonymous": true, "authorization": true, "crashLoopBackOff": true,
 }
 
 var fieldInError = regexp.MustCompile(`(?:unknown field |Go struct field [A-Za-z0-9]+\.)"?([A-Za-z0-9_.]+)"?`)

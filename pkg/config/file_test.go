@@ -43,8 +43,17 @@ authorization:
 registerWithTaints:
 - {key: dedicated, value: edge, effect: NoSchedule}
 maxPods: 50
-evictionHard:
-  memory.available: 200Mi
+clusterDNS: [10.96.0.10]
+clusterDomain: cluster.local
+resolvConf: ""
+healthzPort: 0
+readOnlyPort: 10255
+serializeImagePulls: false
+maxParallelImagePulls: 3
+crashLoopBackOff:
+  maxContainerRestartPeriod: 30s
+cpuManagerPolicy: static
+topologyManagerPolicy: best-effort
 ---
 apiVersion: berth.dev/v1alpha1
 kind: BerthConfiguration
@@ -62,8 +71,17 @@ logLevel: debug
 		c.ClientCAFile != "/etc/kubernetes/pki/ca.crt" || len(c.RegisterWithTaints) != 1 || c.Root != "/srv/berth" || c.LogLevel != "debug" {
 		t.Errorf("config from the file: %+v", c)
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0], path) || !strings.HasSuffix(warnings[0], "ignored: evictionHard, maxPods") {
-		t.Errorf("warnings %q, want one naming evictionHard and maxPods", warnings)
+	if c.MaxPods != 50 || len(c.ClusterDNS) != 1 || c.ClusterDomain != "cluster.local" || c.ResolvConf != "" ||
+		c.HealthzPort != 0 || c.ReadOnlyPort != 10255 || c.MaxParallelImagePulls != 3 || c.MaxContainerRestartPeriod.Duration != 30*time.Second {
+		t.Errorf("node settings from the file: %+v", c)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], path) || !strings.HasSuffix(warnings[0], "ignored: cpuManagerPolicy, topologyManagerPolicy") {
+		t.Errorf("warnings %q, want one naming cpuManagerPolicy and topologyManagerPolicy", warnings)
+	}
+	// kubelet's serializeImagePulls is one pull at a time.
+	serial := writeConfig(t, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nserializeImagePulls: true\n")
+	if _, err := c.LoadFile(serial); err != nil || c.MaxParallelImagePulls != 1 {
+		t.Errorf("serializeImagePulls: true: %d pulls at a time, %v", c.MaxParallelImagePulls, err)
 	}
 }
 
@@ -104,6 +122,14 @@ kind: KubeletConfiguration
 authentication: {anonymous: {enabled: true}}
 `,
 		want: []string{"authentication.anonymous.enabled"},
+	}, {
+		name: "parallel pulls while serialized",
+		content: `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+serializeImagePulls: true
+maxParallelImagePulls: 4
+`,
+		want: []string{"maxParallelImagePulls 4", "serializeImagePulls"},
 	}, {
 		name:    "another kind",
 		content: "apiVersion: v1\nkind: Pod\n",

@@ -23,6 +23,9 @@ type Config struct {
 	NodeName string
 	// Listener is where the API is served, TLS on top.
 	Listener net.Listener
+	// ReadOnlyListener, if set, serves kubelet's read-only port: the
+	// API's reads of pods, stats and metrics over plain HTTP, to anyone.
+	ReadOnlyListener net.Listener
 	// Certificate is the serving certificate (see ServingCertificate).
 	Certificate tls.Certificate
 	// ClientCAs verify client certificates; nil trusts none, and only
@@ -55,6 +58,8 @@ type Server struct {
 	authz *authorizer
 	node  *nodeStats
 	mux   *http.ServeMux
+	// readOnly is the read-only port's subset of mux.
+	readOnly *http.ServeMux
 }
 
 // New checks cfg and returns the server; nothing is served before Run.
@@ -91,9 +96,13 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) routes() {
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
-	s.mux.HandleFunc("GET /pods", s.servePods)
+	s.mux, s.readOnly = http.NewServeMux(), http.NewServeMux()
+	both := func(pattern string, h http.Handler) {
+		s.mux.Handle(pattern, h)
+		s.readOnly.Handle(pattern, h)
+	}
+	both("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }))
+	both("GET /pods", http.HandlerFunc(s.servePods))
 	s.mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		for _, tail := range []string{"/{namespace}/{pod}/{container}", "/{namespace}/{pod}/{uid}/{container}"} {
@@ -106,15 +115,15 @@ func (s *Server) routes() {
 	}
 	s.mux.HandleFunc("POST /run/{namespace}/{pod}/{container}", s.serveRun)
 	s.mux.HandleFunc("POST /run/{namespace}/{pod}/{uid}/{container}", s.serveRun)
-	s.mux.HandleFunc("GET /stats/summary", s.serveSummary)
+	both("GET /stats/summary", http.HandlerFunc(s.serveSummary))
 	if s.cfg.Metrics != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+		both("GET /metrics", promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	if s.cfg.ProbeMetrics != nil {
-		s.mux.Handle("GET /metrics/probes", promhttp.HandlerFor(s.cfg.ProbeMetrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+		both("GET /metrics/probes", promhttp.HandlerFor(s.cfg.ProbeMetrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	cadvisor := &criMetrics{rt: s.cfg.ContainerMetrics}
-	s.mux.HandleFunc("GET /metrics/cadvisor", cadvisor.serveHTTP)
+	both("GET /metrics/cadvisor", http.HandlerFunc(cadvisor.serveHTTP))
 }
 
 // Handler is the API behind its authentication and authorization.
@@ -165,6 +174,20 @@ func (s *Server) Run(ctx context.Context) error {
 		srv.Close()
 	}()
 	s.node.prime()
+	if l := s.cfg.ReadOnlyListener; l != nil {
+		ro := &http.Server{Handler: s.readOnly, ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelDebug)}
+		go func() {
+			<-ctx.Done()
+			ro.Close()
+		}()
+		go func() {
+			s.cfg.Log.Warn("kubelet read-only port serving, without authentication", "address", l.Addr().String())
+			if err := ro.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				s.cfg.Log.Error("kubelet read-only port stopped", "err", err)
+			}
+		}()
+	}
 	s.cfg.Log.Info("kubelet API serving", "address", s.cfg.Listener.Addr().String())
 	if err := srv.ServeTLS(s.cfg.Listener, "", ""); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("kubelet API: %w", err)

@@ -41,8 +41,9 @@ import (
 func TestKubeletAPI(t *testing.T) {
 	cluster := kube.Start(t)
 	client := cluster.Client(t)
+	readOnly := freePort(t)
 	e := newEnvWith(t, func(d *harness.Daemon) {
-		d.AddArgs("--kubeconfig", cluster.NodeKubeconfig(t, d.NodeName))
+		d.AddArgs("--kubeconfig", cluster.NodeKubeconfig(t, d.NodeName), "--read-only-port", strconv.Itoa(int(readOnly)))
 	})
 	node, ns := e.d.NodeName, "default"
 	t.Cleanup(func() { deleteAllPods(t, client, ns) })
@@ -218,6 +219,20 @@ func TestKubeletAPI(t *testing.T) {
 	}
 	if raw, err := cluster.Kubectl(t, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/pods"); err != nil || !strings.Contains(raw, `"name":"talker"`) {
 		t.Errorf("/pods: %v\n%.1000s", err, raw)
+	}
+
+	// kubelet's read-only port: reads without credentials, nothing else.
+	roBase := "http://127.0.0.1:" + strconv.Itoa(int(readOnly))
+	if body, err := httpGet(roBase + "/pods"); err != nil || !strings.Contains(body, `"name":"talker"`) {
+		t.Errorf("read-only port /pods: %v\n%.500s", err, body)
+	}
+	if body, err := httpGet(roBase + "/stats/summary"); err != nil || !strings.Contains(body, `"nodeName":"`+node+`"`) {
+		t.Errorf("read-only port /stats/summary: %v\n%.500s", err, body)
+	}
+	if resp, err := http.Get(roBase + "/containerLogs/default/talker/main"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("read-only port /containerLogs: %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	// Straight to berth's port: no credentials, a user without rights on

@@ -145,7 +145,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		// running berthd never collide on 10250.
 		"--port", "0",
 		// Test machines may have swap on; the refusal is unit-tested.
-		"--fail-swap-on=false")
+		"--fail-swap-on=false",
+		// /healthz on 10248 is tested on a port of its own.
+		"--healthz-port", "0")
 	cmd.Args = append(cmd.Args, d.extraArgs...)
 	cmd.Env = append(os.Environ(), d.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf

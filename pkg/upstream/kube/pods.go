@@ -113,6 +113,9 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 	var used v1.ResourceList
 	ports := map[string]string{}
 	allocatable := p.allocatable
+	p.mu.Lock()
+	count := len(p.static) // static pods run whatever the API says
+	p.mu.Unlock()
 	for _, pod := range apiPods {
 		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
@@ -120,11 +123,11 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 		if pod.DeletionTimestamp != nil && p.isDone(pod.UID) {
 			continue // terminated: only the API object is left to delete
 		}
-		if reason, msg := p.admissible(pod, used, allocatable, ports); reason != "" && pod.Status.Phase == v1.PodPending {
+		if reason, msg := p.admissible(pod, count, used, allocatable, ports); reason != "" && pod.Status.Phase == v1.PodPending {
 			rejects = append(rejects, rejection{pod: pod, reason: reason, message: msg})
 			continue
 		}
-		used = addRequests(used, pod)
+		used, count = addRequests(used, pod), count+1
 		for _, hp := range hostPorts(pod) {
 			ports[hp] = pod.Namespace + "/" + pod.Name
 		}
@@ -142,7 +145,10 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 }
 
 // admissible says why the node cannot run pod, or "".
-func (p *Plugin) admissible(pod *v1.Pod, used, allocatable v1.ResourceList, ports map[string]string) (reason, message string) {
+func (p *Plugin) admissible(pod *v1.Pod, count int, used, allocatable v1.ResourceList, ports map[string]string) (reason, message string) {
+	if most, ok := allocatable[v1.ResourcePods]; ok && int64(count) >= most.Value() {
+		return "OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", count, most.Value())
+	}
 	if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" {
 		return "UnsupportedRuntimeClass", fmt.Sprintf("runtime class %q is not available on node %s (berth runs runc only)", *rc, p.cfg.NodeName)
 	}

@@ -84,6 +84,15 @@ func TestAdmit(t *testing.T) {
 	if pods[0].ResourceVersion != "7" {
 		t.Error("admit changed the informer's objects")
 	}
+
+	// maxPods counts the static pods and the pods admitted before.
+	p.allocatable[v1.ResourcePods] = resource.MustParse("3")
+	p.StaticPods([]*v1.Pod{apiPod("static", 0)})
+	_, rejects = p.admit([]*v1.Pod{apiPod("a", 1), apiPod("b", 2, phase(v1.PodRunning)), apiPod("c", 3)})
+	if len(rejects) != 1 || rejects[0].pod.Name != "c" || rejects[0].reason != "OutOfpods" ||
+		rejects[0].message != "Node didn't have enough resource: pods, requested: 1, used: 3, capacity: 3" {
+		t.Errorf("with maxPods 3 and a static pod: rejects %+v, want c refused OutOfpods", rejects)
+	}
 }
 
 func TestMergeStatus(t *testing.T) {
