@@ -98,17 +98,17 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 		LogDir:        cfg.PodLogsDir,
 		LogLinkDir:    filepath.Join(filepath.Dir(cfg.PodLogsDir), "containers"),
 		PodDir:        filepath.Join(cfg.Root, "pods"),
+		CgroupRoot:    cfg.CgroupRoot,
+		Runtime:       rt,
+		Images:        runtimeapi.NewImageServiceClient(conn),
+		Log:           log,
 		ResolvConf:    cfg.ResolvConf,
 		ClusterDNS:    cfg.ClusterDNS,
 		ClusterDomain: cfg.ClusterDomain,
 
+		SystemdCgroups:        cfg.CgroupDriver == "systemd",
 		MaxRestartPeriod:      cfg.MaxContainerRestartPeriod.Duration,
 		MaxParallelImagePulls: cfg.MaxParallelImagePulls,
-		CgroupRoot:            cfg.CgroupRoot,
-		SystemdCgroups:        cfg.CgroupDriver == "systemd",
-		Runtime:               rt,
-		Images:                runtimeapi.NewImageServiceClient(conn),
-		Log:                   log,
 	})
 	if r, ok := plugin.(upstream.StatusReporter); ok {
 		r.ReportStatuses(mgr.Status())

@@ -30,6 +30,28 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || !slices.Equal(cfg.CNIBinDirs, []string{"/a", "/b"}) {
 		t.Errorf("--cni-bin-dir over the file: %q, %v", cfg.CNIBinDirs, err)
 	}
+	// kubelet's --serialize-image-pulls: true is one pull at a time, false
+	// lifts that bound whatever the file said; a bad value is an error.
+	serial := filepath.Join(t.TempDir(), "serial.yaml")
+	if err := os.WriteFile(serial, []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nserializeImagePulls: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--serialize-image-pulls"}, 1},
+		{[]string{"--config", serial}, 1},
+		{[]string{"--config", serial, "--serialize-image-pulls=false"}, 0},
+		{[]string{"--config", serial, "--serialize-image-pulls=false", "--max-parallel-image-pulls", "3"}, 3},
+	} {
+		if cfg, _, err := parseFlags(tc.args); err != nil || cfg.MaxParallelImagePulls != tc.want {
+			t.Errorf("%q: %d pulls at a time, %v; want %d", tc.args, cfg.MaxParallelImagePulls, err, tc.want)
+		}
+	}
+	if _, _, err := parseFlags([]string{"--serialize-image-pulls=maybe"}); err == nil {
+		t.Error("--serialize-image-pulls=maybe accepted")
+	}
 	if _, _, err := parseFlags([]string{"--config", filepath.Join(t.TempDir(), "missing.json")}); err == nil {
 		t.Error("a missing config file accepted")
 	}

@@ -211,12 +211,17 @@ func flagSet(c *config.Config) (fs *flag.FlagSet, configFile, configDir *string)
 	})
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "the cluster's DNS domain, searched by ClusterFirst pods")
 	fs.IntVar(&c.MaxParallelImagePulls, "max-parallel-image-pulls", c.MaxParallelImagePulls, "image pulls in flight at most (0: no bound)")
-	fs.BoolFunc("serialize-image-pulls", "pull one image at a time, as kubelet's default", func(s string) error {
+	fs.BoolFunc("serialize-image-pulls", "pull one image at a time, as kubelet's default (=false lifts a bound of one)", func(s string) error {
 		on, err := strconv.ParseBool(s)
-		if on {
+		switch {
+		case err != nil:
+			return err
+		case on:
 			c.MaxParallelImagePulls = 1
+		case c.MaxParallelImagePulls == 1:
+			c.MaxParallelImagePulls = 0
 		}
-		return err
+		return nil
 	})
 	fs.DurationVar(&c.MaxContainerRestartPeriod.Duration, "max-container-restart-period", c.MaxContainerRestartPeriod.Duration,
 		"longest restart back-off of a crashing container (kubelet's crashLoopBackOff.maxContainerRestartPeriod)")

@@ -362,10 +362,7 @@ func (c Config) Validate() (warnings []string, err error) {
 	if net.ParseIP(c.Address) == nil {
 		return nil, fmt.Errorf("config: address %q is not an IP address", c.Address)
 	}
-	if c.Port < 0 || c.Port > 65535 {
-		return nil, fmt.Errorf("config: port %d must be from 0 to 65535", c.Port)
-	}
-	for name, p := range map[string]int{"readOnlyPort": c.ReadOnlyPort, "healthzPort": c.HealthzPort} {
+	for name, p := range map[string]int{"port": c.Port, "readOnlyPort": c.ReadOnlyPort, "healthzPort": c.HealthzPort} {
 		if p < 0 || p > 65535 {
 			return nil, fmt.Errorf("config: %s %d must be from 0 to 65535", name, p)
 		}
