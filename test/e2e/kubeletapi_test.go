@@ -147,9 +147,13 @@ func TestKubeletAPI(t *testing.T) {
 	}
 	// kubectl wants a terminal of its own for --tty: client-go's executor,
 	// which kubectl uses, stands in for it.
+	// Its stdin stays open until the command ends: a terminal's stdin
+	// closing hangs the session up (SIGHUP), which would race the echo.
 	var stdout strings.Builder
+	stdinR, stdinW := io.Pipe()
 	err = execInPod(t, client, admin, ns, "talker", []string{"sh", "-c", "test -t 0 && test -t 1 && echo tty; exit 4"}, true,
-		remotecommand.StreamOptions{Stdin: strings.NewReader(""), Stdout: &stdout, Tty: true})
+		remotecommand.StreamOptions{Stdin: stdinR, Stdout: &stdout, Tty: true})
+	stdinW.Close()
 	var codeErr utilexec.CodeExitError
 	if !errors.As(err, &codeErr) || codeErr.Code != 4 || stdout.String() != "tty\r\n" {
 		t.Errorf("exec -it: %q, %v (want tty, exit code 4)", stdout.String(), err)
