@@ -24,6 +24,7 @@ import (
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/config"
 	"github.com/berth-project/berth/pkg/events"
+	"github.com/berth-project/berth/pkg/eviction"
 	"github.com/berth-project/berth/pkg/kubeletapi"
 	"github.com/berth-project/berth/pkg/metrics"
 	"github.com/berth-project/berth/pkg/source"
@@ -38,7 +39,7 @@ const kubeletVersion = "v1.37.2-berth"
 
 // startAgent runs the static pod agent against the CRI endpoint (berthd's
 // own socket unless another runtime is named) and serves its local API.
-func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agent.Manager, error) {
+func startAgent(ctx context.Context, cfg config.Config, images eviction.ImageReclaimer, log *slog.Logger) (*agent.Manager, error) {
 	endpoint := cfg.ContainerRuntimeEndpoint
 	if endpoint == "" {
 		endpoint = "unix://" + cfg.CRISocket
@@ -72,7 +73,16 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 			return nil, fmt.Errorf("kubelet read-only port: %w", err)
 		}
 	}
-	plugin, err := upstreamPlugin(cfg, nodeName, rt, runtimeapi.NewImageServiceClient(conn), log)
+	thresholds, _, err := cfg.Eviction().Parse() // its warnings were logged with the config's
+	if err != nil {
+		return nil, err
+	}
+	var evictions *eviction.Manager // made below, before anything runs
+	pressure := func() (memory, disk bool) {
+		p := evictions.Pressure()
+		return p.Memory, p.Disk
+	}
+	plugin, err := upstreamPlugin(cfg, nodeName, rt, runtimeapi.NewImageServiceClient(conn), thresholds, pressure, log)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +123,21 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 	if r, ok := plugin.(upstream.StatusReporter); ok {
 		r.ReportStatuses(mgr.Status())
 	}
+	evictions = eviction.New(eviction.Config{
+		Thresholds:               thresholds,
+		MaxPodGracePeriod:        cfg.EvictionMaxPodGracePeriod,
+		PressureTransitionPeriod: cfg.EvictionPressureTransitionPeriod.Duration,
+		Root:                     cfg.Root,
+		PodDir:                   filepath.Join(cfg.Root, "pods"),
+		LogDir:                   cfg.PodLogsDir,
+		Pods:                     mgr.Status(),
+		Evictor:                  mgr,
+		Stats:                    rt,
+		ImageFS:                  runtimeapi.NewImageServiceClient(conn),
+		Images:                   images,
+		Log:                      log,
+	})
+	reg.MustRegister(evictions.Collector())
 	if r, ok := plugin.(upstream.EventReporter); ok {
 		recorder.Watch(r.ReportEvent)
 	}
@@ -188,6 +213,7 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 			mgr.SetRuntimeName(v.GetRuntimeName())
 		}
 		go mgr.Run(ctx)
+		go evictions.Run(ctx)
 		if plugin != nil {
 			go func() {
 				if err := plugin.Run(ctx, mux); err != nil {
@@ -209,7 +235,8 @@ func startAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (*agen
 }
 
 // upstreamPlugin is the configured control plane plugin, nil for none.
-func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeServiceClient, images runtimeapi.ImageServiceClient, log *slog.Logger) (upstream.Plugin, error) {
+func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeServiceClient, images runtimeapi.ImageServiceClient,
+	hardEviction []eviction.Threshold, pressure func() (memory, disk bool), log *slog.Logger) (upstream.Plugin, error) {
 	switch cfg.UpstreamPlugin() {
 	case "kubernetes":
 		certDir := cfg.CertDir
@@ -230,6 +257,8 @@ func upstreamPlugin(cfg config.Config, nodeName string, rt runtimeapi.RuntimeSer
 			Version:             kubeletVersion,
 			KubeletPort:         int32(cfg.Port),
 			MaxPods:             cfg.MaxPods,
+			HardEviction:        hardEviction,
+			Pressure:            pressure,
 			Log:                 log.With("upstream", "kubernetes"),
 		})
 	case "url":

@@ -35,6 +35,7 @@ import (
 	"github.com/berth-project/berth/cri/streaming"
 	"github.com/berth-project/berth/pkg/agent"
 	"github.com/berth-project/berth/pkg/config"
+	"github.com/berth-project/berth/pkg/eviction"
 	"github.com/berth-project/berth/pkg/imagegc"
 )
 
@@ -225,6 +226,22 @@ func flagSet(c *config.Config) (fs *flag.FlagSet, configFile, configDir *string)
 	})
 	fs.DurationVar(&c.MaxContainerRestartPeriod.Duration, "max-container-restart-period", c.MaxContainerRestartPeriod.Duration,
 		"longest restart back-off of a crashing container (kubelet's crashLoopBackOff.maxContainerRestartPeriod)")
+	evictionMap := func(field *map[string]string, sep byte) func(string) error {
+		return func(s string) (err error) {
+			*field, err = eviction.ParseList(s, sep)
+			if err == nil {
+				err = eviction.CheckValues(*field, sep == '=')
+			}
+			return err
+		}
+	}
+	fs.Func("eviction-hard", "hard eviction thresholds, 'memory.available<100Mi,nodefs.available<10%,…' (replaces the defaults)", evictionMap(&c.EvictionHard, '<'))
+	fs.Func("eviction-soft", "soft eviction thresholds, 'memory.available<1Gi,…' (each needs its grace period)", evictionMap(&c.EvictionSoft, '<'))
+	fs.Func("eviction-soft-grace-period", "how long each soft threshold must hold before pods are evicted, 'memory.available=1m30s,…'", evictionMap(&c.EvictionSoftGracePeriod, '='))
+	fs.Func("eviction-minimum-reclaim", "how much beyond each threshold an eviction frees, 'nodefs.available=1Gi,…'", evictionMap(&c.EvictionMinimumReclaim, '='))
+	fs.Int64Var(&c.EvictionMaxPodGracePeriod, "eviction-max-pod-grace-period", c.EvictionMaxPodGracePeriod, "longest grace period (seconds) of a pod evicted for a soft threshold")
+	fs.DurationVar(&c.EvictionPressureTransitionPeriod.Duration, "eviction-pressure-transition-period", c.EvictionPressureTransitionPeriod.Duration,
+		"how long a pressure condition stays after its thresholds stop being met")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "root of the pods' QoS cgroup hierarchy")
 	fs.StringVar(&c.NRISocket, "nri-socket", c.NRISocket, "socket NRI plugins connect to (e.g. /var/run/nri/nri.sock; \"\": no NRI)")
 	fs.StringVar(&c.NRIPluginPath, "nri-plugin-path", c.NRIPluginPath, "NRI plugins berthd starts itself")
@@ -314,7 +331,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var mgr *agent.Manager
 	if cfg.StaticPodPath != "" || cfg.UpstreamPlugin() != "none" {
 		notify(log, "STATUS=starting the agent")
-		if mgr, err = startAgent(ctx, cfg, log.With("component", "agent")); err != nil {
+		if mgr, err = startAgent(ctx, cfg, gc, log.With("component", "agent")); err != nil {
 			return err
 		}
 	}

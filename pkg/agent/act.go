@@ -77,6 +77,11 @@ func (w *worker) act(ctx context.Context, pod *v1.Pod, obs observation, a podAct
 			w.m.cfg.Terminated(w.namespace, w.name, uid)
 		}
 	}
+	if a.releaseVolumes {
+		if err := w.m.releaseVolumes(pod.UID); err != nil {
+			return r, err
+		}
+	}
 	if len(a.start) == 0 && a.createSandbox == nil {
 		return r, nil
 	}

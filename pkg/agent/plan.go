@@ -31,6 +31,8 @@ type planInput struct {
 	now       time.Time
 	// maxBackoff caps the restart back-off; 0 means backoffMax.
 	maxBackoff time.Duration
+	// evicted is set once the pod's version was evicted.
+	evicted *evictionRecord
 }
 
 // containerHealth is what the probes of one container concluded.
@@ -81,6 +83,9 @@ type podActions struct {
 	finished bool
 	// gone: nothing of the pod is left in the runtime and none is wanted.
 	gone bool
+	// evicted: the pod was evicted; releaseVolumes: its volumes go now
+	// that nothing of it runs.
+	evicted, releaseVolumes bool
 	// requeue is when the pod wants another pass (a back-off ending); 0 is
 	// never, beyond the worker's periodic resync.
 	requeue time.Duration
@@ -155,8 +160,57 @@ func plan(in planInput) podActions {
 		}
 		return a
 	}
+	if in.evicted != nil {
+		a.evict(in)
+		return a
+	}
 	a.syncPod(in)
 	return a
+}
+
+// evict stops an evicted pod for good: its containers are killed within
+// the eviction's grace period (app containers together, then sidecars,
+// the last first), its sandbox stops, and once nothing runs its volumes
+// go (an emptyDir that filled the disk is what must be freed). Nothing
+// restarts; the pod keeps its containers for its status and logs.
+func (a *podActions) evict(in planInput) {
+	pod := in.pod
+	sbs := in.obs.sandboxesOf(pod.UID)
+	cs := in.obs.containersOf(pod.UID)
+	a.finished, a.evicted = true, true
+	if len(sbs) > 0 {
+		a.sandboxID = sbs[0].id
+		a.initDone = initSucceeded(pod, cs, sbs[0].id)
+	}
+	left := max(in.evicted.Grace-int64(in.now.Sub(in.evicted.At)/time.Second), 0)
+	var apps []containerKill
+	var sidecars []*containerObs
+	for _, c := range cs {
+		switch {
+		case c.exited():
+		case c.kind == kindSidecar:
+			sidecars = append(sidecars, c)
+		default:
+			apps = append(apps, killFor(c, left, reasonKilling, "Stopping container "+c.name))
+		}
+	}
+	if len(apps) > 0 {
+		a.kills = append(a.kills, apps)
+	}
+	sortByOrderDesc(sidecars)
+	for _, c := range sidecars {
+		a.kills = append(a.kills, []containerKill{killFor(c, left, reasonKilling, "Stopping container "+c.name)})
+	}
+	for _, s := range sbs {
+		if s.ready {
+			a.stopSandboxes = append(a.stopSandboxes, s.id)
+		}
+	}
+	a.releaseVolumes = len(a.kills) == 0 && len(a.stopSandboxes) == 0
+	for _, c := range pod.Spec.InitContainers {
+		delete(a.waiting, c.Name)
+	}
+	a.gc(cs, sbs)
 }
 
 func (a *podActions) wakeIn(d time.Duration) {

@@ -557,3 +557,53 @@ func TestPlanGarbageCollection(t *testing.T) {
 		t.Errorf("created but never started: remove %v start %v", a.removeContainers, startNames(a))
 	}
 }
+
+func TestPlanEvicted(t *testing.T) {
+	pod := testPod(sidecars("log"), containers("a", "b"))
+	w := newWorld(pod).sandbox("s1", true, 0, time.Hour).
+		ctr("c1", "log", "s1", 0, order(0)).ctr("c2", "a", "s1", 0, order(1)).ctr("c3", "b", "s1", 0, order(2), exit(1, -time.Hour, -time.Minute))
+	in := w.input()
+	in.evicted = &evictionRecord{Message: "The node was low on resource: memory.", Grace: 1, At: t0}
+	a := plan(in)
+	if got := killIDs(a); len(got) != 2 || !slices.Equal(got[0], []string{"c2"}) || !slices.Equal(got[1], []string{"c1"}) {
+		t.Errorf("kills %v, want the running app, then the sidecar", got)
+	}
+	for _, stage := range a.kills {
+		if stage[0].grace != 1 {
+			t.Errorf("%s: grace %d, want the eviction's 1 s, not the pod's 30", stage[0].id, stage[0].grace)
+		}
+	}
+	if !slices.Equal(a.stopSandboxes, []string{"s1"}) || len(a.start) != 0 || a.createSandbox != nil || !a.finished || !a.evicted || a.releaseVolumes ||
+		len(a.cleanup) != 0 || len(a.removeSandboxes) != 0 {
+		t.Errorf("stop %v start %v create %v finished %v evicted %v release %v cleanup %v remove %v",
+			a.stopSandboxes, startNames(a), a.createSandbox, a.finished, a.evicted, a.releaseVolumes, a.cleanup, a.removeSandboxes)
+	}
+	// Once all of it stopped: nothing restarts (restartPolicy Always
+	// notwithstanding) and the volumes go.
+	w = newWorld(pod).sandbox("s1", false, 0, time.Hour).
+		ctr("c1", "log", "s1", 0, order(0), exit(137, -time.Hour, 0)).ctr("c2", "a", "s1", 0, order(1), exit(137, -time.Hour, 0)).
+		ctr("c3", "b", "s1", 0, order(2), exit(1, -time.Hour, -time.Minute))
+	in = w.input()
+	in.evicted = &evictionRecord{Grace: 1, At: t0.Add(-time.Hour)}
+	a = plan(in)
+	if len(a.kills) != 0 || len(a.start) != 0 || a.createSandbox != nil || !a.releaseVolumes || a.sandboxID != "s1" || len(a.removeSandboxes) != 0 {
+		t.Errorf("stopped: kills %v start %v create %v release %v sandbox %q remove %v",
+			killIDs(a), startNames(a), a.createSandbox, a.releaseVolumes, a.sandboxID, a.removeSandboxes)
+	}
+	st := podStatus(in, a, statusFacts{})
+	if st.Phase != v1.PodFailed || st.Reason != "Evicted" {
+		t.Errorf("phase %s reason %q, want Failed, Evicted", st.Phase, st.Reason)
+	}
+	var disruption *v1.PodCondition
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == v1.DisruptionTarget {
+			disruption = &st.Conditions[i]
+		}
+		if st.Conditions[i].Type == v1.PodReady && st.Conditions[i].Status != v1.ConditionFalse {
+			t.Error("an evicted pod is Ready")
+		}
+	}
+	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != "TerminationByKubelet" {
+		t.Errorf("DisruptionTarget condition %+v", disruption)
+	}
+}

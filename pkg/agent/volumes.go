@@ -286,7 +286,25 @@ func (m *Manager) removeVolumes(uid types.UID) error {
 	if m.cfg.PodDir == "" {
 		return nil
 	}
-	dir := filepath.Join(m.cfg.PodDir, string(uid))
+	return removeTree(filepath.Join(m.cfg.PodDir, string(uid)))
+}
+
+// releaseVolumes removes only the volumes of a pod that stays (evicted):
+// its termination messages and eviction record are kept.
+func (m *Manager) releaseVolumes(uid types.UID) error {
+	if m.cfg.PodDir == "" {
+		return nil
+	}
+	dir := filepath.Join(m.cfg.PodDir, string(uid), "volumes")
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	m.cfg.Log.Info("evicted pod: removing its volumes", "uid", uid)
+	return removeTree(dir)
+}
+
+// removeTree unmounts everything below dir, deepest first, then deletes it.
+func removeTree(dir string) error {
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return err

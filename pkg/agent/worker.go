@@ -35,6 +35,8 @@ type worker struct {
 	// cancel ends the pass in progress when it is a sync that a new
 	// desired pod (or its removal) makes moot, such as a slow pull.
 	cancel context.CancelFunc
+	// evictions are the versions evicted (nil: read, not evicted), by UID.
+	evictions map[types.UID]*evictionRecord
 
 	// Owned by the worker's goroutine.
 	firstSeen time.Time
@@ -60,7 +62,8 @@ func newWorker(m *Manager, namespace, name string, pod *v1.Pod) *worker {
 	return &worker{m: m, key: namespace + "/" + name, namespace: namespace, name: name, pod: pod,
 		wake: make(chan struct{}, 1), firstSeen: m.clock.Now(),
 		pulls: map[string]pullFailure{}, startErrs: map[string]startFailure{}, termStart: map[types.UID]time.Time{},
-		killed: map[string]string{}, preStopRan: map[string]bool{}, seen: map[string]containerObs{}, ips: map[string][]string{}}
+		killed: map[string]string{}, preStopRan: map[string]bool{}, seen: map[string]containerObs{}, ips: map[string][]string{},
+		evictions: map[types.UID]*evictionRecord{}}
 }
 
 // setPod changes the desired pod and wakes the worker; a sync in progress
@@ -191,7 +194,7 @@ func (w *worker) pass(ctx context.Context, pod *v1.Pod, cancel context.CancelFun
 	}
 	now := w.m.clock.Now()
 	in := planInput{pod: pod, obs: obs, health: w.health(obs, pod), pulls: w.pulls, startErrs: w.startErrs,
-		termStart: w.termStart, firstSeen: w.firstSeen, now: now, maxBackoff: w.m.cfg.MaxRestartPeriod}
+		termStart: w.termStart, firstSeen: w.firstSeen, now: now, maxBackoff: w.m.cfg.MaxRestartPeriod, evicted: w.eviction(pod)}
 	a := plan(in)
 	for _, uid := range a.tearing {
 		if _, ok := w.termStart[uid]; !ok {
@@ -205,7 +208,7 @@ func (w *worker) pass(ctx context.Context, pod *v1.Pod, cancel context.CancelFun
 	w.publish(in, a, nil)
 	w.m.prober.Sync(w.key, w.probeTargets(pod, obs, a))
 	r, err := w.act(ctx, pod, obs, a)
-	if pod != nil && a.sandboxID != "" && len(a.tearing) == 0 {
+	if pod != nil && a.sandboxID != "" && len(a.tearing) == 0 && !a.finished {
 		w.refreshVolumes(ctx, pod)
 	}
 	if len(r.failed) > 0 {

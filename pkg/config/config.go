@@ -16,6 +16,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/berth-project/berth/pkg/eviction"
 )
 
 // Config is everything berthd can be told.
@@ -121,6 +123,14 @@ type Config struct {
 	// MaxContainerRestartPeriod caps the restart back-off, as kubelet's
 	// crashLoopBackOff.maxContainerRestartPeriod (1s to 300s).
 	MaxContainerRestartPeriod Duration `json:"maxContainerRestartPeriod"`
+	// The eviction thresholds and their settings, kubelet's of the same
+	// names: maps of signal to "100Mi" or "10%" (or a grace period).
+	EvictionHard                     map[string]string `json:"evictionHard"`
+	EvictionSoft                     map[string]string `json:"evictionSoft"`
+	EvictionSoftGracePeriod          map[string]string `json:"evictionSoftGracePeriod"`
+	EvictionMinimumReclaim           map[string]string `json:"evictionMinimumReclaim"`
+	EvictionMaxPodGracePeriod        int64             `json:"evictionMaxPodGracePeriod"`
+	EvictionPressureTransitionPeriod Duration          `json:"evictionPressureTransitionPeriod"`
 	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
 	// kubelet's settings of the same names for the url plugin.
 	StaticPodURL       string              `json:"staticPodURL"`
@@ -201,6 +211,9 @@ func Default() Config {
 		ResolvConf:           "/etc/resolv.conf",
 
 		MaxContainerRestartPeriod: Duration{300 * time.Second},
+
+		EvictionHard:                     eviction.DefaultHard(),
+		EvictionPressureTransitionPeriod: Duration{5 * time.Minute},
 
 		NRIPluginPath:       "/opt/nri/plugins",
 		NRIPluginConfigPath: "/etc/nri/conf.d",
@@ -313,6 +326,13 @@ func (c Config) LogMaxBytes() (int64, error) {
 	return q.Value(), nil
 }
 
+// Eviction is the eviction settings, to be parsed by the eviction manager.
+func (c Config) Eviction() eviction.Settings {
+	return eviction.Settings{Hard: c.EvictionHard, Soft: c.EvictionSoft, SoftGracePeriod: c.EvictionSoftGracePeriod,
+		MinimumReclaim: c.EvictionMinimumReclaim, MaxPodGracePeriod: c.EvictionMaxPodGracePeriod,
+		PressureTransitionPeriod: c.EvictionPressureTransitionPeriod.Duration}
+}
+
 // Validate checks c; warnings are problems berthd can run with.
 func (c Config) Validate() (warnings []string, err error) {
 	for name, p := range map[string]string{"criSocket": c.CRISocket, "root": c.Root, "state": c.State, "cniConfDir": c.CNIConfDir} {
@@ -398,6 +418,11 @@ func (c Config) Validate() (warnings []string, err error) {
 	if _, err := c.LogMaxBytes(); err != nil {
 		return nil, err
 	}
+	_, w, err := c.Eviction().Parse()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	warnings = append(warnings, w...)
 	if c.ContainerLogMaxFiles < 2 {
 		return nil, fmt.Errorf("config: containerLogMaxFiles %d must be at least 2 (the live file and one rotated)", c.ContainerLogMaxFiles)
 	}

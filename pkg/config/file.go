@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 	yamlv3 "sigs.k8s.io/yaml/goyaml.v3"
+
+	"github.com/berth-project/berth/pkg/eviction"
 )
 
 // The kinds a configuration file may hold, one per YAML document. A
@@ -260,6 +263,52 @@ var kubeletFields = map[string]func(c *Config, kc *kubeletv1beta1.KubeletConfigu
 		}
 		return nil
 	},
+	// Setting evictionHard replaces kubelet's defaults unless
+	// mergeDefaultEvictionSettings says to keep those it does not name.
+	"evictionHard": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if err := eviction.CheckValues(kc.EvictionHard, false); err != nil {
+			return err
+		}
+		c.EvictionHard = kc.EvictionHard
+		if ptr.Deref(kc.MergeDefaultEvictionSettings, false) {
+			c.EvictionHard = eviction.DefaultHard()
+			maps.Copy(c.EvictionHard, kc.EvictionHard)
+		}
+		return nil
+	},
+	"mergeDefaultEvictionSettings": func(*Config, *kubeletv1beta1.KubeletConfiguration) error { return nil },
+	"evictionSoft": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if err := eviction.CheckValues(kc.EvictionSoft, false); err != nil {
+			return err
+		}
+		c.EvictionSoft = kc.EvictionSoft
+		return nil
+	},
+	"evictionSoftGracePeriod": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if err := eviction.CheckValues(kc.EvictionSoftGracePeriod, true); err != nil {
+			return err
+		}
+		c.EvictionSoftGracePeriod = kc.EvictionSoftGracePeriod
+		return nil
+	},
+	"evictionMinimumReclaim": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if err := eviction.CheckValues(kc.EvictionMinimumReclaim, false); err != nil {
+			return err
+		}
+		c.EvictionMinimumReclaim = kc.EvictionMinimumReclaim
+		return nil
+	},
+	"evictionMaxPodGracePeriod": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.EvictionMaxPodGracePeriod = int64(kc.EvictionMaxPodGracePeriod)
+		return nil
+	},
+	// kubelet reads 0s as its default.
+	"evictionPressureTransitionPeriod": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		if d := kc.EvictionPressureTransitionPeriod.Duration; d != 0 {
+			c.EvictionPressureTransitionPeriod = Duration{d}
+		}
+		return nil
+	},
 	"registerWithTaints": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
 		c.RegisterWithTaints = kc.RegisterWithTaints
 		return nil
@@ -310,7 +359,7 @@ func (c *Config) applyKubelet(data []byte) ([]string, error) {
 			continue
 		}
 		if err := apply(c, &kc); err != nil {
-			return nil, err
+			return nil, fieldError{f, err}
 		}
 	}
 	if len(unsupported) == 0 {
@@ -348,15 +397,28 @@ var structured = map[string]bool{
 
 var fieldInError = regexp.MustCompile(`(?:unknown field |Go struct field [A-Za-z0-9]+\.)"?([A-Za-z0-9_.]+)"?`)
 
+// fieldError is a bad value of a field the decoder accepted.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e fieldError) Error() string { return e.err.Error() }
+func (e fieldError) Unwrap() error { return e.err }
+
 // withLine adds the line of the field an error names, found in the
 // document's YAML, as "line 7: field maxPods: …".
 func withLine(doc document, err error) string {
 	msg := strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")
-	m := fieldInError.FindStringSubmatch(msg)
-	if m == nil {
+	var field string
+	var fe fieldError
+	if m := fieldInError.FindStringSubmatch(msg); m != nil {
+		field = m[1]
+	} else if errors.As(err, &fe) {
+		field = fe.field
+	} else {
 		return msg
 	}
-	field := m[1]
 	var root yamlv3.Node
 	if yamlv3.Unmarshal(doc.data, &root) != nil {
 		return msg

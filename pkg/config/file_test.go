@@ -174,3 +174,51 @@ func TestLoadDir(t *testing.T) {
 		t.Error("a missing drop-in directory accepted")
 	}
 }
+
+func TestEvictionSettings(t *testing.T) {
+	load := func(t *testing.T, content string) Config {
+		t.Helper()
+		c := Default()
+		if _, err := c.LoadFile(writeConfig(t, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+content)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := Default(); len(c.EvictionHard) != 4 || c.EvictionHard["memory.available"] != "100Mi" {
+		t.Errorf("default evictionHard %v, want kubelet's four", c.EvictionHard)
+	}
+	// As kubelet: naming one threshold drops the other defaults...
+	c := load(t, "evictionHard: {memory.available: 500Mi}\n")
+	if len(c.EvictionHard) != 1 || c.EvictionHard["memory.available"] != "500Mi" {
+		t.Errorf("evictionHard %v, want only memory.available", c.EvictionHard)
+	}
+	// ...unless mergeDefaultEvictionSettings keeps them.
+	c = load(t, "mergeDefaultEvictionSettings: true\nevictionHard: {memory.available: 500Mi}\n")
+	if len(c.EvictionHard) != 4 || c.EvictionHard["memory.available"] != "500Mi" || c.EvictionHard["nodefs.available"] != "10%" {
+		t.Errorf("merged evictionHard %v", c.EvictionHard)
+	}
+	c = load(t, "evictionSoft: {nodefs.available: 20%}\nevictionSoftGracePeriod: {nodefs.available: 1m}\nevictionMaxPodGracePeriod: 30\nevictionPressureTransitionPeriod: 1m\n")
+	if _, _, err := c.Eviction().Parse(); err != nil {
+		t.Errorf("Parse: %v", err)
+	}
+	if c.EvictionSoft["nodefs.available"] != "20%" || c.EvictionMaxPodGracePeriod != 30 || c.EvictionPressureTransitionPeriod.Duration != time.Minute {
+		t.Errorf("soft settings not applied: %+v", c.Eviction())
+	}
+	// A soft threshold without its grace period passes the file (another
+	// file may add it) and fails the eviction manager's parse, which Validate runs.
+	c = load(t, "evictionSoft: {nodefs.available: 20%}\n")
+	if _, _, err := c.Eviction().Parse(); err == nil || !strings.Contains(err.Error(), "evictionSoftGracePeriod") {
+		t.Errorf("Parse = %v, want the missing grace period named", err)
+	}
+	for _, bad := range []struct{ content, want string }{
+		{"evictionHard:\n  memory.available: lots\n", `line 3: field evictionHard: memory.available: "lots" is not a quantity`},
+		{"evictionHard: {disk.free: 1Gi}\n", `line 3: field evictionHard: unknown signal "disk.free"`},
+		{"evictionSoftGracePeriod: {memory.available: soon}\n", `line 3: field evictionSoftGracePeriod: memory.available: "soon" is not a duration`},
+	} {
+		c := Default()
+		path := writeConfig(t, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+bad.content)
+		if _, err := c.LoadFile(path); err == nil || !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%q: err = %v, want the file and %q", bad.content, err, bad.want)
+		}
+	}
+}

@@ -154,6 +154,31 @@ func (g *GC) Collect(ctx context.Context) (freed uint64, err error) {
 	return freed, nil
 }
 
+// RemoveUnused removes every image no container uses that is old enough
+// (MinAge), whatever the thresholds say, even with collection disabled:
+// the eviction manager's reclaim before it evicts pods for a full
+// filesystem, as kubelet's DeleteUnusedImages. It returns the bytes freed.
+func (g *GC) RemoveUnused(ctx context.Context) (uint64, error) {
+	if err := g.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer g.release()
+	now := g.clock.Now()
+	imgs, used, err := g.observe(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	removals := unused(policyAt(g.cfg, now), imgs, used, g.records)
+	freed, failed := g.remove(ctx, removals)
+	if len(removals) > 0 {
+		g.log.Info("image garbage collection: unused images removed to relieve disk pressure", "freed", freed, "removed", len(removals)-failed, "failed", failed)
+	}
+	if failed > 0 {
+		return freed, fmt.Errorf("imagegc: %d of %d unused images could not be removed", failed, len(removals))
+	}
+	return freed, ctx.Err()
+}
+
 func (g *GC) acquire(ctx context.Context) error {
 	select {
 	case g.pass <- struct{}{}:

@@ -382,3 +382,23 @@ func waitTimer(t *testing.T, c *fakeClock) fakeTimer {
 		return fakeTimer{}
 	}
 }
+
+func TestRemoveUnusedIgnoresThresholds(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HighThresholdPercent, cfg.LowThresholdPercent = 100, 80 // collection disabled
+	h := newHarness(t, cfg, criImg(a, 100, "x/a:1"), criImg(b, 200), criImg(c, 300))
+	h.rt.set(&runtimeapi.Container{Id: "1", State: runtimeapi.ContainerState_CONTAINER_EXITED, ImageId: a})
+	h.fs.setUsed(0)
+	if freed, err := h.gc.RemoveUnused(context.Background()); freed != 0 || err != nil {
+		t.Fatalf("RemoveUnused at first sight = %d, %v; want nothing (MinAge), no error", freed, err)
+	}
+	h.clock.advance(time.Hour)
+	h.im.add(criImg(d, 400)) // first seen now: too young
+	freed, err := h.gc.RemoveUnused(context.Background())
+	if freed != 500 || err != nil {
+		t.Errorf("RemoveUnused = %d, %v; want 500 (b and c), no error", freed, err)
+	}
+	if r := h.im.removedIDs(); !slices.Equal(r, []string{c, b}) {
+		t.Errorf("removed %v, want [c b]: a is used, d too young", short(r))
+	}
+}

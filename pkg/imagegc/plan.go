@@ -88,6 +88,19 @@ func plan(p policy, imgs []image, used inUse, records map[string]record, u usage
 		return nil
 	}
 	need := p.bytesToFree(u)
+	candidates := unused(p, imgs, used, records)
+	var planned uint64
+	for i, c := range candidates {
+		planned += c.image.size
+		if planned >= need {
+			return candidates[:i+1]
+		}
+	}
+	return candidates
+}
+
+// unused are the images that may go at p.now, least recently used first.
+func unused(p policy, imgs []image, used inUse, records map[string]record) []removal {
 	var candidates []removal
 	for _, img := range imgs {
 		if img.pinned || used.uses(img) {
@@ -109,13 +122,6 @@ func plan(p policy, imgs []image, used inUse, records map[string]record, u usage
 			cmp.Compare(a.image.id, b.image.id),
 		)
 	})
-	var planned uint64
-	for i, c := range candidates {
-		planned += c.image.size
-		if planned >= need {
-			return candidates[:i+1]
-		}
-	}
 	return candidates
 }
 

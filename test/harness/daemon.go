@@ -147,7 +147,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		// Test machines may have swap on; the refusal is unit-tested.
 		"--fail-swap-on=false",
 		// /healthz on 10248 is tested on a port of its own.
-		"--healthz-port", "0")
+		"--healthz-port", "0",
+		// No eviction: a test machine's disk is shared with whatever else
+		// runs there. The eviction test sets its own thresholds.
+		"--eviction-hard", "")
 	cmd.Args = append(cmd.Args, d.extraArgs...)
 	cmd.Env = append(os.Environ(), d.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/pkg/eviction"
 )
 
 // machineFacts is what the Node reports about the machine, read once.
@@ -54,16 +56,11 @@ func readMachine(root string) (machineFacts, error) {
 	return f, nil
 }
 
-// Eviction thresholds kubelet holds back from allocatable by default
-// (memory.available<100Mi, nodefs.available<10%): berth reports the same
-// allocatable so that the scheduler places the same pods.
-const (
-	reservedMemory         = 100 << 20
-	reservedStoragePercent = 10
-)
-
-// resources are the Node's capacity and allocatable.
-func resources(f machineFacts, maxPods int) (capacity, allocatable v1.ResourceList) {
+// resources are the Node's capacity and allocatable: the capacity less
+// huge pages and what the hard eviction thresholds hold back (memory.
+// available, nodefs.available), as kubelet computes it, so that the
+// scheduler places the same pods.
+func resources(f machineFacts, maxPods int, hard []eviction.Threshold) (capacity, allocatable v1.ResourceList) {
 	capacity = v1.ResourceList{
 		v1.ResourceCPU:              *resource.NewQuantity(int64(f.cores), resource.DecimalSI),
 		v1.ResourceMemory:           *resource.NewQuantity(int64(f.memory), resource.BinarySI),
@@ -76,31 +73,43 @@ func resources(f machineFacts, maxPods int) (capacity, allocatable v1.ResourceLi
 		capacity[name] = *resource.NewQuantity(int64(size<<10*pages), resource.BinarySI)
 		huge += int64(size << 10 * pages)
 	}
+	reserved := func(s eviction.Signal, capacity int64) int64 {
+		for _, t := range hard {
+			if t.Signal == s && t.Hard {
+				return t.Limit(capacity)
+			}
+		}
+		return 0
+	}
 	allocatable = capacity.DeepCopy()
-	allocatable[v1.ResourceMemory] = *resource.NewQuantity(max(int64(f.memory)-reservedMemory-huge, 0), resource.BinarySI)
-	allocatable[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(f.ephemeralStorage)*(100-reservedStoragePercent)/100, resource.BinarySI)
+	mem, storage := int64(f.memory), int64(f.ephemeralStorage)
+	allocatable[v1.ResourceMemory] = *resource.NewQuantity(max(mem-reserved(eviction.MemoryAvailable, mem)-huge, 0), resource.BinarySI)
+	allocatable[v1.ResourceEphemeralStorage] = *resource.NewQuantity(max(storage-reserved(eviction.NodeFsAvailable, storage), 0), resource.BinarySI)
 	return capacity, allocatable
 }
 
 // nodeFacts is what one status computation reads.
 type nodeFacts struct {
-	machine          machineFacts
-	maxPods          int
-	addresses        []v1.NodeAddress
-	runtimeVersion   string // <runtime>://<version>
-	runtime          *runtimeapi.RuntimeStatus
-	runtimeErr       error
-	kubeletVersion   string
-	kubeletPort      int32
-	images           []*runtimeapi.Image
-	now              metav1.Time
-	conditionsBefore []v1.NodeCondition
+	machine      machineFacts
+	maxPods      int
+	hardEviction []eviction.Threshold
+	// memoryPressure and diskPressure are the eviction manager's.
+	memoryPressure, diskPressure bool
+	addresses                    []v1.NodeAddress
+	runtimeVersion               string // <runtime>://<version>
+	runtime                      *runtimeapi.RuntimeStatus
+	runtimeErr                   error
+	kubeletVersion               string
+	kubeletPort                  int32
+	images                       []*runtimeapi.Image
+	now                          metav1.Time
+	conditionsBefore             []v1.NodeCondition
 }
 
 // nodeStatus computes the Node's status: pure, so its rules are
 // table-tested.
 func nodeStatus(f nodeFacts) v1.NodeStatus {
-	capacity, allocatable := resources(f.machine, f.maxPods)
+	capacity, allocatable := resources(f.machine, f.maxPods, f.hardEviction)
 	return v1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: allocatable,
@@ -147,9 +156,10 @@ func nodeImages(imgs []*runtimeapi.Image) []v1.ContainerImage {
 }
 
 // nodeConditions are kubelet's four conditions. Ready needs the runtime
-// and the pod network ready, as the CRI says; the pressure conditions
-// are False until berth has an eviction manager. A condition's transition
-// time moves only when its status does.
+// and the pod network ready, as the CRI says; the pressure conditions are
+// the eviction manager's (PIDPressure is never True: berth does not watch
+// pid.available). A condition's transition time moves only when its
+// status does.
 func nodeConditions(f nodeFacts) []v1.NodeCondition {
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "berth is posting ready status"}
 	switch {
@@ -170,9 +180,17 @@ func nodeConditions(f nodeFacts) []v1.NodeCondition {
 			}
 		}
 	}
+	memory := v1.NodeCondition{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "berth has sufficient memory available"}
+	if f.memoryPressure {
+		memory.Status, memory.Reason, memory.Message = v1.ConditionTrue, "KubeletHasInsufficientMemory", "berth has insufficient memory available"
+	}
+	disk := v1.NodeCondition{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "berth has no disk pressure"}
+	if f.diskPressure {
+		disk.Status, disk.Reason, disk.Message = v1.ConditionTrue, "KubeletHasDiskPressure", "berth has disk pressure"
+	}
 	conds := []v1.NodeCondition{
-		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "berth has sufficient memory available"},
-		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "berth has no disk pressure"},
+		memory,
+		disk,
 		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "berth has sufficient PID available"},
 		ready,
 	}

@@ -10,6 +10,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/pkg/eviction"
 )
 
 var t0 = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -79,7 +81,11 @@ func TestNodeConditions(t *testing.T) {
 
 func TestResources(t *testing.T) {
 	f := machineFacts{cores: 2, memory: 4 << 30, hugePages: map[uint64]uint64{2048: 10}, ephemeralStorage: 100 << 30}
-	capacity, alloc := resources(f, 110)
+	hard, _, err := eviction.Settings{Hard: eviction.DefaultHard()}.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	capacity, alloc := resources(f, 110, hard)
 	want := map[v1.ResourceName][2]string{
 		v1.ResourceCPU:              {"2", "2"},
 		v1.ResourceMemory:           {"4Gi", "3976Mi"}, // less the 100Mi eviction reserve and 20Mi of huge pages
@@ -95,6 +101,32 @@ func TestResources(t *testing.T) {
 	}
 	if len(capacity) != len(want) {
 		t.Errorf("capacity %v", capacity)
+	}
+	// Configured thresholds, absolute or relative, are what is held back.
+	hard = []eviction.Threshold{{Signal: eviction.MemoryAvailable, Percent: 25, Hard: true}, {Signal: eviction.NodeFsAvailable, Quantity: 1 << 30, Hard: true}}
+	_, alloc = resources(f, 110, hard)
+	if m, s := alloc[v1.ResourceMemory], alloc[v1.ResourceEphemeralStorage]; m.String() != "3052Mi" || s.String() != "99Gi" {
+		t.Errorf("allocatable memory %s storage %s, want 3052Mi (4Gi less 25 %% and 20Mi) and 99Gi", m.String(), s.String())
+	}
+	_, alloc = resources(f, 110, nil)
+	if s := alloc[v1.ResourceEphemeralStorage]; s.String() != "100Gi" {
+		t.Errorf("without thresholds: allocatable storage %s", s.String())
+	}
+}
+
+func TestPressureConditions(t *testing.T) {
+	conds := nodeConditions(nodeFacts{runtime: runtimeStatus(true, true), diskPressure: true})
+	for _, c := range conds {
+		switch c.Type {
+		case v1.NodeDiskPressure:
+			if c.Status != v1.ConditionTrue || c.Reason != "KubeletHasDiskPressure" {
+				t.Errorf("DiskPressure %+v", c)
+			}
+		case v1.NodeMemoryPressure, v1.NodePIDPressure:
+			if c.Status != v1.ConditionFalse {
+				t.Errorf("%s %+v", c.Type, c)
+			}
+		}
 	}
 }
 

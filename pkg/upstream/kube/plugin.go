@@ -38,6 +38,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/berth-project/berth/pkg/eviction"
 	"github.com/berth-project/berth/pkg/upstream"
 )
 
@@ -77,6 +78,12 @@ type Config struct {
 	// Root is berth's --root: its filesystem is the ephemeral storage.
 	Root    string
 	MaxPods int
+	// HardEviction are the hard eviction thresholds, held back from the
+	// Node's allocatable memory and ephemeral storage.
+	HardEviction []eviction.Threshold
+	// Pressure reports the node's memory and disk pressure (the eviction
+	// manager's); nil: none.
+	Pressure func() (memory, disk bool)
 	// Version is reported as the Node's kubeletVersion.
 	Version string
 	// KubeletPort is where berth serves its kubelet API, reported as the
@@ -279,7 +286,7 @@ func (p *Plugin) Run(ctx context.Context, sink upstream.Sink) error {
 			return nil
 		}
 	}
-	_, p.allocatable = resources(facts, p.cfg.MaxPods)
+	_, p.allocatable = resources(facts, p.cfg.MaxPods, p.cfg.HardEviction)
 	var node *v1.Node
 	for retry := time.Second; ; retry = min(retry*2, 30*time.Second) {
 		if node, err = p.register(ctx, facts); err == nil {
@@ -365,8 +372,11 @@ func (p *Plugin) nodeStatus(ctx context.Context, m machineFacts, before []v1.Nod
 	if port == 0 {
 		port = defaultKubeletPort
 	}
-	f := nodeFacts{machine: m, maxPods: p.cfg.MaxPods, kubeletVersion: p.cfg.Version, kubeletPort: port,
+	f := nodeFacts{machine: m, maxPods: p.cfg.MaxPods, hardEviction: p.cfg.HardEviction, kubeletVersion: p.cfg.Version, kubeletPort: port,
 		now: metav1.NewTime(p.cfg.Clock.Now()), conditionsBefore: before}
+	if p.cfg.Pressure != nil {
+		f.memoryPressure, f.diskPressure = p.cfg.Pressure()
+	}
 	addrs, err := p.addresses()
 	if err != nil {
 		return v1.NodeStatus{}, err
