@@ -71,7 +71,17 @@ func outputFlag(cmd *cobra.Command, formats ...string) *string {
 }
 
 func imagesCommand(g *globals) *cobra.Command {
-	images := &cobra.Command{Use: "images", Short: "import and export images"}
+	images := &cobra.Command{Use: "images", Short: "list, import and export images"}
+	listCmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "the runtime's images, as crictl images lists them",
+		Args:    cobra.NoArgs,
+	}
+	listOutput := outputFlag(listCmd, "wide", "json", "yaml")
+	listCmd.RunE = func(*cobra.Command, []string) error {
+		return g.withCRI(func(ctx context.Context, conn *grpc.ClientConn) error { return listImages(ctx, conn, *listOutput) })
+	}
 	importCmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "import an OCI image-layout or docker-archive tarball",
@@ -94,7 +104,7 @@ func imagesCommand(g *globals) *cobra.Command {
 	exportCmd.Flags().StringVarP(&out, "output", "o", "", "output file (must not exist)")
 	exportCmd.Flags().StringVar(&format, "format", "docker", "docker (docker save format) or oci (OCI image layout)")
 	exportCmd.MarkFlagRequired("output")
-	images.AddCommand(importCmd, exportCmd)
+	images.AddCommand(listCmd, importCmd, exportCmd)
 	return images
 }
 

@@ -18,7 +18,7 @@ func TestCommandLine(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--help"}, {"pods", "--help"}, {"logs", "--help"}, {"describe", "pod", "--help"}, {"manifests", "--help"}, {"status", "--help"}, {"validate", "--help"},
-		{"images", "--help"}, {"images", "import", "--help"}, {"images", "export", "--help"}, {"completion", "bash"},
+		{"images", "--help"}, {"images", "list", "--help"}, {"images", "import", "--help"}, {"images", "export", "--help"}, {"completion", "bash"},
 	} {
 		if err := run(args...); err != nil {
 			t.Errorf("berthctl %s: %v", strings.Join(args, " "), err)

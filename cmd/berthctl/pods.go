@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth-project/berth/pkg/api"
@@ -254,10 +257,77 @@ func listManifests(socket, output string) error {
 func statusCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "the agent's pods by phase and its upstream's connection",
+		Short: "the node: versions, runtime and network, pressure, pods by phase, the upstream's connection",
 		Args:  cobra.NoArgs,
-		RunE:  func(*cobra.Command, []string) error { return showStatus(g.apiSocket) },
+		RunE: func(*cobra.Command, []string) error {
+			if err := showNode(g.apiSocket); err != nil {
+				return err
+			}
+			g.withCRI(func(ctx context.Context, conn *grpc.ClientConn) error {
+				showRuntime(ctx, conn)
+				return nil
+			})
+			return showStatus(g.apiSocket)
+		},
 	}
+}
+
+// showNode prints the node's name, berth's version and its pressure.
+func showNode(socket string) error {
+	body, err := getAPI(socket, "/node")
+	if err != nil {
+		return err
+	}
+	var node struct {
+		Name, Version                string
+		MemoryPressure, DiskPressure bool
+		ThresholdsMet                []string
+	}
+	if err := json.Unmarshal(body, &node); err != nil {
+		return fmt.Errorf("agent API /node: %w", err)
+	}
+	fmt.Printf("node: %s (berth %s)\n", node.Name, node.Version)
+	var pressure []string
+	if node.MemoryPressure {
+		pressure = append(pressure, "MemoryPressure")
+	}
+	if node.DiskPressure {
+		pressure = append(pressure, "DiskPressure")
+	}
+	fmt.Printf("pressure: %s", or(strings.Join(pressure, ", "), "none"))
+	if len(node.ThresholdsMet) > 0 {
+		fmt.Printf(" (%s)", strings.Join(node.ThresholdsMet, ", "))
+	}
+	fmt.Println()
+	return nil
+}
+
+// showRuntime prints the CRI runtime's version and conditions, or why it
+// cannot be asked.
+func showRuntime(ctx context.Context, conn *grpc.ClientConn) {
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		fmt.Printf("runtime: not answering: %s\n", status.Convert(err).Message())
+		return
+	}
+	fmt.Printf("runtime: %s %s (CRI %s)", v.GetRuntimeName(), v.GetRuntimeVersion(), v.GetRuntimeApiVersion())
+	st, err := rt.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		fmt.Printf(", status: %s\n", status.Convert(err).Message())
+		return
+	}
+	var conds []string
+	for _, c := range st.GetStatus().GetConditions() {
+		s := fmt.Sprintf("%s=%v", c.GetType(), c.GetStatus())
+		if !c.GetStatus() && c.GetMessage() != "" {
+			s += " (" + c.GetReason() + ": " + c.GetMessage() + ")"
+		}
+		conds = append(conds, s)
+	}
+	fmt.Printf(", %s\n", strings.Join(conds, ", "))
 }
 
 // showStatus prints the pods by phase and the upstream's state.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-project/berth/cri/server"
 	"github.com/berth-project/berth/pkg/agent"
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/config"
@@ -153,6 +155,15 @@ func startAgent(ctx context.Context, cfg config.Config, images eviction.ImageRec
 		Log:      log,
 	})
 	apiSrv := api.New(mgr.Status(), mgr, mux)
+	// The node as the agent sees it, for berthctl status.
+	apiSrv.Mount("GET /node", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+			eviction.Pressure
+		}{nodeName, server.Version, evictions.Pressure()})
+	}))
 	probes := prometheus.NewRegistry()
 	probes.MustRegister(mgr.ProbeCollector())
 	apiSrv.Mount("GET /metrics/probes", promhttp.HandlerFor(probes, promhttp.HandlerOpts{}))

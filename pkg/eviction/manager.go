@@ -85,10 +85,11 @@ type Manager struct {
 
 // Pressure is the node's condition as the eviction manager sees it.
 type Pressure struct {
-	Memory, Disk bool
+	Memory bool `json:"memoryPressure"`
+	Disk   bool `json:"diskPressure"`
 	// Signals are the thresholds met at the last pass, with their
 	// readings: "nodefs.available 4Mi < 10Mi".
-	Signals []string
+	Signals []string `json:"thresholdsMet,omitempty"`
 }
 
 // New returns a manager; Run drives it.

@@ -134,7 +134,7 @@ func (u podUsage) usage(s Signal) (used, requested int64) {
 func rank(s Signal, pods []podUsage) []podUsage {
 	var out []podUsage
 	for _, p := range pods {
-		if !critical(p.pod) && active(p.pod) {
+		if !Critical(p.pod) && active(p.pod) {
 			out = append(out, p)
 		}
 	}
@@ -159,7 +159,11 @@ func rank(s Signal, pods []podUsage) []podUsage {
 // SystemCriticalPriority, and the classes that have it.
 const systemCriticalPriority = 2000000000
 
-func critical(p *v1.Pod) bool {
+// Critical pods are never evicted, nor refused under pressure: a
+// system-node-critical or system-cluster-critical priority class, or a
+// priority that high. (kubelet also counts every static pod critical;
+// berth does not, as its static pods are workloads.)
+func Critical(p *v1.Pod) bool {
 	switch p.Spec.PriorityClassName {
 	case "system-node-critical", "system-cluster-critical":
 		return true

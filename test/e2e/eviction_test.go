@@ -21,7 +21,7 @@ import (
 func TestEvictionOnFullDisk(t *testing.T) {
 	e := newEnvWith(t, func(d *harness.Daemon) {
 		mountSmallFS(t, d.Root, 96)
-		d.AddArgs("--eviction-hard", "nodefs.available<30%", "--eviction-pressure-transition-period", "10s")
+		d.AddArgs("--eviction-hard", "nodefs.available<30%", "--eviction-pressure-transition-period", "1m")
 	})
 	e.writeManifest("quiet.yaml", sleeperManifest("quiet", ""))
 	e.waitPod("quiet", "running", running)
@@ -53,6 +53,10 @@ spec:
 	}
 	if !disruption {
 		t.Errorf("no DisruptionTarget condition: %+v", p.Status.Conditions)
+	}
+	if out := e.berthctl("status"); !strings.Contains(out, "pressure: DiskPressure (nodefs.available ") ||
+		!strings.Contains(out, "runtime: berth ") || !strings.Contains(out, "RuntimeReady=true, NetworkReady=true") {
+		t.Errorf("berthctl status under pressure:\n%s", out)
 	}
 	// Its emptyDir goes, which relieves the disk; it is never started again.
 	testutil.Eventually(t, "the evicted pod's container stopped and its emptyDir removed", func() bool {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -142,5 +143,29 @@ func TestExportImportRoundTrip(t *testing.T) {
 		if err != nil || got.GetImage().GetId() != src.GetImage().GetId() {
 			t.Errorf("%s round trip: image %v, %v; want ID %s", format, got.GetImage(), err, src.GetImage().GetId())
 		}
+	}
+}
+
+// berthctl images list shows what crictl images shows.
+func TestImagesList(t *testing.T) {
+	e := newEnv(t)
+	src, err := e.im.ImageStatus(ctx(t), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: busybox}})
+	if err != nil || src.GetImage() == nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimPrefix(src.GetImage().GetId(), "sha256:")[:13]
+	out := e.berthctl("images", "list")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.HasPrefix(lines[0], "IMAGE ") || !slices.ContainsFunc(lines, func(l string) bool {
+		f := strings.Fields(l)
+		return len(f) == 4 && f[0] == "berth.test/busybox" && f[1] == "1" && f[2] == id
+	}) {
+		t.Errorf("berthctl images list has no line for %s (%s):\n%s", busybox, id, out)
+	}
+	if wide := e.berthctl("images", "list", "-o", "wide"); !strings.Contains(wide, "PINNED") {
+		t.Errorf("-o wide:\n%s", wide)
+	}
+	if js := e.berthctl("images", "ls", "-o", "json"); !strings.Contains(js, `"repoTags"`) || !strings.Contains(js, src.GetImage().GetId()) {
+		t.Errorf("-o json:\n%s", js)
 	}
 }

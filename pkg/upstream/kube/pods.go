@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/berth-project/berth/pkg/eviction"
 	"github.com/berth-project/berth/pkg/upstream"
 )
 
@@ -116,6 +117,10 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 	p.mu.Lock()
 	count := len(p.static) // static pods run whatever the API says
 	p.mu.Unlock()
+	var pressure nodePressure
+	if p.cfg.Pressure != nil {
+		pressure.memory, pressure.disk = p.cfg.Pressure()
+	}
 	for _, pod := range apiPods {
 		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
@@ -123,7 +128,7 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 		if pod.DeletionTimestamp != nil && p.isDone(pod.UID) {
 			continue // terminated: only the API object is left to delete
 		}
-		if reason, msg := p.admissible(pod, count, used, allocatable, ports); reason != "" && pod.Status.Phase == v1.PodPending {
+		if reason, msg := p.admissible(pod, count, used, allocatable, ports, pressure); reason != "" && pod.Status.Phase == v1.PodPending {
 			rejects = append(rejects, rejection{pod: pod, reason: reason, message: msg})
 			continue
 		}
@@ -144,10 +149,23 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 	return out, rejects
 }
 
+type nodePressure struct{ memory, disk bool }
+
 // admissible says why the node cannot run pod, or "".
-func (p *Plugin) admissible(pod *v1.Pod, count int, used, allocatable v1.ResourceList, ports map[string]string) (reason, message string) {
+func (p *Plugin) admissible(pod *v1.Pod, count int, used, allocatable v1.ResourceList, ports map[string]string, pressure nodePressure) (reason, message string) {
 	if most, ok := allocatable[v1.ResourcePods]; ok && int64(count) >= most.Value() {
 		return "OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", count, most.Value())
+	}
+	// As kubelet's eviction admission: under disk pressure no new pod, under
+	// memory pressure no BestEffort one unless it tolerates the
+	// memory-pressure taint; critical pods always.
+	if !eviction.Critical(pod) {
+		switch {
+		case pressure.disk:
+			return "Evicted", "The node had condition: [DiskPressure]. "
+		case pressure.memory && bestEffort(pod) && !toleratesMemoryPressure(pod):
+			return "Evicted", "The node had condition: [MemoryPressure]. "
+		}
 	}
 	if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" {
 		return "UnsupportedRuntimeClass", fmt.Sprintf("runtime class %q is not available on node %s (berth runs runc only)", *rc, p.cfg.NodeName)
@@ -174,6 +192,31 @@ func (p *Plugin) admissible(pod *v1.Pod, count int, used, allocatable v1.Resourc
 		}
 	}
 	return "", ""
+}
+
+func bestEffort(pod *v1.Pod) bool {
+	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			if len(c.Resources.Requests) > 0 || len(c.Resources.Limits) > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// toleratesMemoryPressure: a toleration matching the valueless
+// node.kubernetes.io/memory-pressure:NoSchedule taint.
+func toleratesMemoryPressure(pod *v1.Pod) bool {
+	for _, t := range pod.Spec.Tolerations {
+		key := t.Key == v1.TaintNodeMemoryPressure || t.Key == "" && t.Operator == v1.TolerationOpExists
+		effect := t.Effect == "" || t.Effect == v1.TaintEffectNoSchedule
+		value := t.Operator == v1.TolerationOpExists || t.Value == ""
+		if key && effect && value {
+			return true
+		}
+	}
+	return false
 }
 
 func supportedVolume(v v1.Volume) bool {

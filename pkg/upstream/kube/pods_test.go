@@ -95,6 +95,42 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+func TestAdmitUnderPressure(t *testing.T) {
+	var memory, disk bool
+	p := newWithClient(Config{NodeName: "n1", Pressure: func() (bool, bool) { return memory, disk }}, nil)
+	p.allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("1Gi")}
+	critical := func(p *v1.Pod) { p.Spec.PriorityClassName = "system-node-critical" }
+	tolerates := func(p *v1.Pod) {
+		p.Spec.Tolerations = []v1.Toleration{{Key: v1.TaintNodeMemoryPressure, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoSchedule}}
+	}
+	pods := func() []*v1.Pod {
+		return []*v1.Pod{
+			apiPod("besteffort", 1), apiPod("burstable", 2, requests("100m")), apiPod("critical", 3, critical),
+			apiPod("tolerating", 4, tolerates), apiPod("running", 5, phase(v1.PodRunning)),
+		}
+	}
+	names := func(desired []*v1.Pod, rejects []rejection) (string, string) {
+		var d, r []string
+		for _, p := range desired {
+			d = append(d, p.Name)
+		}
+		for _, x := range rejects {
+			r = append(r, x.pod.Name+"="+x.reason+": "+x.message)
+		}
+		return strings.Join(d, ","), strings.Join(r, ";")
+	}
+	memory = true
+	d, r := names(p.admit(pods()))
+	if d != "burstable,critical,tolerating,running" || r != "besteffort=Evicted: The node had condition: [MemoryPressure]. " {
+		t.Errorf("memory pressure: admitted %s, refused %s", d, r)
+	}
+	memory, disk = false, true
+	d, r = names(p.admit(pods()))
+	if d != "critical,running" || !strings.Contains(r, "burstable=Evicted: The node had condition: [DiskPressure]. ") {
+		t.Errorf("disk pressure: admitted %s, refused %s", d, r)
+	}
+}
+
 func TestMergeStatus(t *testing.T) {
 	api := v1.PodStatus{Phase: v1.PodPending, NominatedNodeName: "n1", Conditions: []v1.PodCondition{
 		{Type: v1.PodScheduled, Status: v1.ConditionTrue},
