@@ -41,7 +41,13 @@ const kubeletVersion = "v1.37.2-berth"
 
 // startAgent runs the static pod agent against the CRI endpoint (berthd's
 // own socket unless another runtime is named) and serves its local API.
-func startAgent(ctx context.Context, cfg config.Config, images eviction.ImageReclaimer, log *slog.Logger) (*agent.Manager, error) {
+// agentDeps is what the agent takes from berthd's runtime half.
+type agentDeps struct {
+	images         eviction.ImageReclaimer // image GC, the eviction manager's reclaim
+	runtimeMetrics prometheus.Collector    // berth_shims and the dropped log records
+}
+
+func startAgent(ctx context.Context, cfg config.Config, deps agentDeps, log *slog.Logger) (*agent.Manager, error) {
 	endpoint := cfg.ContainerRuntimeEndpoint
 	if endpoint == "" {
 		endpoint = "unix://" + cfg.CRISocket
@@ -121,6 +127,7 @@ func startAgent(ctx context.Context, cfg config.Config, images eviction.ImageRec
 		SystemdCgroups:        cfg.CgroupDriver == "systemd",
 		MaxRestartPeriod:      cfg.MaxContainerRestartPeriod.Duration,
 		MaxParallelImagePulls: cfg.MaxParallelImagePulls,
+		SyncDuration:          reg.ObservePodWorker,
 	})
 	if r, ok := plugin.(upstream.StatusReporter); ok {
 		r.ReportStatuses(mgr.Status())
@@ -136,10 +143,10 @@ func startAgent(ctx context.Context, cfg config.Config, images eviction.ImageRec
 		Evictor:                  mgr,
 		Stats:                    rt,
 		ImageFS:                  runtimeapi.NewImageServiceClient(conn),
-		Images:                   images,
+		Images:                   deps.images,
 		Log:                      log,
 	})
-	reg.MustRegister(evictions.Collector())
+	reg.MustRegister(evictions.Collector(), deps.runtimeMetrics)
 	if r, ok := plugin.(upstream.EventReporter); ok {
 		recorder.Watch(r.ReportEvent)
 	}
@@ -167,8 +174,21 @@ func startAgent(ctx context.Context, cfg config.Config, images eviction.ImageRec
 	probes := prometheus.NewRegistry()
 	probes.MustRegister(mgr.ProbeCollector())
 	apiSrv.Mount("GET /metrics/probes", promhttp.HandlerFor(probes, promhttp.HandlerOpts{}))
-	go reg.WatchPods(ctx, mgr.Status(), time.Now)
+	watchPods := reg.WatchPods(mgr.Status(), recorder, time.Now)
+	go watchPods(ctx)
 	apiSrv.Mount("GET /metrics", promhttp.HandlerFor(reg.Gatherer(), promhttp.HandlerOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "berth_manifest_errors",
+		Help: "Number of manifest files that could not be read or are invalid (their last valid pods keep running).",
+	}, func() float64 {
+		n := 0
+		for _, f := range mux.Manifests() {
+			if f.Err != nil {
+				n++
+			}
+		}
+		return float64(n)
+	}))
 	if plugin != nil {
 		if _, ok := plugin.(*kube.Plugin); ok {
 			reg.MustRegister(kube.Collectors()...)

@@ -331,7 +331,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var mgr *agent.Manager
 	if cfg.StaticPodPath != "" || cfg.UpstreamPlugin() != "none" {
 		notify(log, "STATUS=starting the agent")
-		if mgr, err = startAgent(ctx, cfg, gc, log.With("component", "agent")); err != nil {
+		if mgr, err = startAgent(ctx, cfg, agentDeps{images: gc, runtimeMetrics: svc.Collector()}, log.With("component", "agent")); err != nil {
 			return err
 		}
 	}

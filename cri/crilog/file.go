@@ -64,6 +64,12 @@ func OpenFile(path string, maxSize int64, maxFiles int, now func() time.Time) (*
 
 func (l *File) open() error {
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if errors.Is(err, os.ErrNotExist) {
+		// Its directory could not be made either while the disk was full.
+		if err = os.MkdirAll(filepath.Dir(l.path), 0o755); err == nil {
+			f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,13 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	if logPath != "" {
-		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		// A full log filesystem does not keep a container from running:
+		// its shim makes the directory and the file once there is room.
+		err := os.MkdirAll(filepath.Dir(logPath), 0o755)
+		switch {
+		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+			s.log.Warn("container log directory: no space left; the log is written once there is", "container", id, "log", logPath, "err", err)
+		case err != nil:
 			return nil, fmt.Errorf("container %s: log directory: %w", id, err)
 		}
 	}

@@ -27,11 +27,13 @@ import (
 // moment).
 const waitRetryMax = time.Minute
 
-// Run starts watching the processes recovered by New and blocks until ctx
-// ends; then it ends every event stream and stops the watchers. Stopping
+// Run starts watching the processes recovered by New (and the containers'
+// dropped log records) and blocks until ctx ends; then it ends every
+// event stream and stops the watchers. Stopping
 // the watchers stops nothing else: containers and shims run on.
 func (s *Service) Run(ctx context.Context) error {
 	s.watchRecovered()
+	go s.watchLogDrops(ctx)
 	<-ctx.Done()
 	s.nri.Stop()
 	s.events.close(errdefs.Unavailable("berthd is shutting down"))

@@ -92,14 +92,16 @@ type Service struct {
 	images  images
 	network podNetwork
 	log     *slog.Logger
-	pause   string // sandbox rootfs holding /pause
-	ops     opLocks
-	cgroups *cgroup.Ledger    // parent cgroups berth created
-	events  *broadcaster      // container events, to GetContainerEvents streams
-	exits   *exitWatchers     // one goroutine per running process, see exits.go
-	streams *streaming.Server // exec/attach/port-forward sessions; nil if not configured
-	usage   usageReader       // cgroup, network and writable layer usage, for the stats verbs
-	nri     *nri.NRI          // nil without NRI
+	// logDrops are the containers' dropped log records (logdrops.go).
+	logDrops logDrops
+	pause    string // sandbox rootfs holding /pause
+	ops      opLocks
+	cgroups  *cgroup.Ledger    // parent cgroups berth created
+	events   *broadcaster      // container events, to GetContainerEvents streams
+	exits    *exitWatchers     // one goroutine per running process, see exits.go
+	streams  *streaming.Server // exec/attach/port-forward sessions; nil if not configured
+	usage    usageReader       // cgroup, network and writable layer usage, for the stats verbs
+	nri      *nri.NRI          // nil without NRI
 	// rootLock is held for the life of the process: two daemons on one
 	// root would corrupt each other's records.
 	rootLock *os.File

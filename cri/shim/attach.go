@@ -102,6 +102,21 @@ func (s *Server) closeStdin(c *container) {
 // old one was renamed for rotation). The swap is made under the log file's
 // lock between two records, so every line lands whole in exactly one of
 // the two files.
+// logDropped is how many records of the container's log were dropped.
+func (s *Server) logDropped(id string) (uint64, error) {
+	c, err := s.container(id)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	f := c.logFile
+	s.mu.Unlock()
+	if f == nil {
+		return 0, nil
+	}
+	return f.Dropped(), nil
+}
+
 func (s *Server) reopenLog(id string) error {
 	c, err := s.container(id)
 	if err != nil {

@@ -208,6 +208,12 @@ func ReopenLog(ctx context.Context, socket, id string) error {
 	return err
 }
 
+// LogDropped asks how many of the container's log records were dropped.
+func LogDropped(ctx context.Context, socket, id string) (uint64, error) {
+	resp, err := call(ctx, socket, Request{Op: OpLogStats, ID: id})
+	return resp.LogDropped, err
+}
+
 // Shutdown asks the shim to exit.
 func Shutdown(ctx context.Context, socket string) error {
 	_, err := call(ctx, socket, Request{Op: OpShutdown})

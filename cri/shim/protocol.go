@@ -11,6 +11,7 @@ const (
 	OpAttach    = "attach"     // stream the container's live output and feed its stdin
 	OpExec      = "exec"       // run a process with a terminal in the container and stream it
 	OpReopenLog = "reopen-log" // reopen the container's log file after rotation
+	OpLogStats  = "log-stats"  // how many of the container's log records were dropped
 )
 
 // Request is one call to the shim.
@@ -50,6 +51,9 @@ type Response struct {
 	Class string `json:"class,omitempty"`
 	Pid   int    `json:"pid,omitempty"`
 	Exit  *Exit  `json:"exit,omitempty"`
+	// LogDropped (log-stats) counts the records that could not be
+	// written (a full disk), since the container started.
+	LogDropped uint64 `json:"logDropped,omitempty"`
 }
 
 // Exit is how a container's init process ended. It is also the format of

@@ -137,6 +137,10 @@ func (s *Server) handle(conn net.Conn) {
 		return
 	case OpReopenLog:
 		resp = errorResponse(s.reopenLog(req.ID))
+	case OpLogStats:
+		dropped, err := s.logDropped(req.ID)
+		resp = errorResponse(err)
+		resp.LogDropped = dropped
 	case OpShutdown:
 		writeResponse(conn, Response{})
 		close(s.stop)

@@ -68,6 +68,11 @@ type Config struct {
 	// Terminated, if set, is called once everything of a pod's version
 	// (its UID) is gone from the node. It must not block.
 	Terminated func(namespace, name string, uid types.UID)
+	// SyncDuration, if set, is told how long each pass of a pod worker
+	// took and what it was, as kubelet's pod worker metric has it:
+	// "create" (a version's first pass), "update" (its spec changed),
+	// "sync" or "kill" (a pod being removed or deleted).
+	SyncDuration func(operation string, d time.Duration)
 	// Clock is injected for tests; the real clock if nil.
 	Clock clock.WithTicker
 	Log   *slog.Logger

@@ -39,6 +39,7 @@ type worker struct {
 	evictions map[types.UID]*evictionRecord
 
 	// Owned by the worker's goroutine.
+	lastPass  *v1.Pod // the desired pod of the last pass, for its operation type
 	firstSeen time.Time
 	known     *v1.Pod // the last desired pod, shown while it terminates
 	published v1.PodStatus
@@ -102,7 +103,11 @@ func (w *worker) run(ctx context.Context) {
 	for {
 		pod, gateWait := w.applyGate(w.desired())
 		pctx, cancel := context.WithCancel(ctx)
+		op, began := w.operation(pod), w.m.clock.Now()
 		r, err := w.pass(pctx, pod, cancel)
+		if f := w.m.cfg.SyncDuration; f != nil {
+			f(op, w.m.clock.Since(began))
+		}
 		cancelled := pctx.Err() != nil
 		cancel()
 		if ctx.Err() != nil {
@@ -143,6 +148,21 @@ func (w *worker) run(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// operation is what a pass over pod is, in kubelet's words.
+func (w *worker) operation(pod *v1.Pod) string {
+	last := w.lastPass
+	w.lastPass = pod
+	switch {
+	case pod == nil || pod.DeletionTimestamp != nil:
+		return "kill"
+	case last == nil || last.UID != pod.UID:
+		return "create"
+	case last != pod:
+		return "update"
+	}
+	return "sync"
 }
 
 // applyGate decides which version of the pod runs (see gate) and keeps

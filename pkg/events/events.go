@@ -27,15 +27,16 @@ type Recorder struct {
 	mu    sync.Mutex
 	pods  map[string][]v1.Event // by namespace/name, oldest first
 	seq   uint64
-	watch func(v1.Event)
+	watch []func(v1.Event)
 }
 
 // Watch has fn called with every event recorded from now on (repeats
-// too, with their count), outside the recorder's lock; fn must not
-// block. One watcher: the upstream plugin that posts events.
+// too, with their count), outside the recorder's lock, in the order they
+// were recorded; fn must not block. Watchers: the upstream plugin that
+// posts events, the metrics.
 func (r *Recorder) Watch(fn func(v1.Event)) {
 	r.mu.Lock()
-	r.watch = fn
+	r.watch = append(r.watch, fn)
 	r.mu.Unlock()
 }
 
@@ -67,8 +68,8 @@ func (r *Recorder) Record(p Pod, container, typ, reason, message string) {
 	var recorded v1.Event
 	defer func() {
 		r.mu.Unlock()
-		if watch != nil {
-			watch(recorded)
+		for _, fn := range watch {
+			fn(recorded)
 		}
 	}()
 	evs := r.pods[key]

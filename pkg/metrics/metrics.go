@@ -6,7 +6,10 @@ package metrics
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -19,12 +22,18 @@ import (
 
 // Registry holds the metrics; serve Registry.Gatherer.
 type Registry struct {
-	reg          *prometheus.Registry
-	ops          *prometheus.HistogramVec
-	opErrors     *prometheus.CounterVec
-	podStart     prometheus.Histogram
-	startedTotal *prometheus.CounterVec
+	reg           *prometheus.Registry
+	ops           *prometheus.HistogramVec
+	opErrors      *prometheus.CounterVec
+	podStart      prometheus.Histogram
+	podStartSLI   prometheus.Histogram
+	startedTotal  *prometheus.CounterVec
+	restartedPods *prometheus.CounterVec
+	podWorker     *prometheus.HistogramVec
 }
+
+// kubelet's buckets of the pod start durations.
+var podStartBuckets = []float64{0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600}
 
 // New registers the Go runtime's and the process's collectors and the
 // runtime operation metrics.
@@ -43,16 +52,36 @@ func New() *Registry {
 		podStart: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Subsystem: "kubelet", Name: "pod_start_duration_seconds",
 			Help:    "Duration in seconds from the agent seeing a pod for the first time to the pod starting to run.",
-			Buckets: []float64{0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600},
+			Buckets: podStartBuckets,
 		}),
+		podStartSLI: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Subsystem: "kubelet", Name: "pod_start_sli_duration_seconds",
+			Help:    "Duration in seconds to start a pod, excluding the time from its first image pull starting to its last one ending, from the agent seeing it to all its containers started.",
+			Buckets: podStartBuckets,
+		}),
+		restartedPods: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Subsystem: "kubelet", Name: "restarted_pods_total",
+			Help: "Number of pods that were removed and came back with the same UID while the agent was watching them (static pods whose manifest returned).",
+		}, []string{"static"}),
+		podWorker: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Subsystem: "kubelet", Name: "pod_worker_duration_seconds",
+			Help:    "Duration in seconds to sync a single pod. Broken down by operation type: create, update, sync or kill.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"operation_type"}),
 		startedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Subsystem: "kubelet", Name: "started_containers_total",
 			Help: "Cumulative number of containers started.",
 		}, []string{"container_type"}),
 	}
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		r.ops, r.opErrors, r.podStart, r.startedTotal)
+		r.ops, r.opErrors, r.podStart, r.podStartSLI, r.startedTotal, r.restartedPods, r.podWorker)
 	return r
+}
+
+// ObservePodWorker records one pass of a pod worker (the agent's
+// Config.SyncDuration).
+func (r *Registry) ObservePodWorker(operation string, d time.Duration) {
+	r.podWorker.WithLabelValues(operation).Observe(d.Seconds())
 }
 
 // Gatherer is what /metrics serves.
@@ -100,21 +129,34 @@ type podStatuses interface {
 	Changed() (<-chan struct{}, uint64)
 }
 
-// WatchPods keeps the pod metrics from the status cache until ctx ends:
-// kubelet_running_pods and kubelet_running_containers at each scrape,
-// kubelet_pod_start_duration_seconds and kubelet_started_containers_total
-// as pods change.
-func (r *Registry) WatchPods(ctx context.Context, pods podStatuses, now func() time.Time) {
+// eventSource is the agent's event recorder: the image pulls' events
+// give the start SLI what to leave out.
+type eventSource interface {
+	Watch(func(v1.Event))
+}
+
+// WatchPods registers the pod metrics and returns what keeps them, from
+// the status cache (and the pulls from the events, watched from now on),
+// until ctx ends: kubelet_running_pods and kubelet_running_containers at
+// each scrape; kubelet_pod_start_duration_seconds,
+// kubelet_pod_start_sli_duration_seconds, kubelet_started_containers_total
+// and kubelet_restarted_pods_total as pods change.
+func (r *Registry) WatchPods(pods podStatuses, events eventSource, now func() time.Time) (run func(ctx context.Context)) {
 	r.reg.MustRegister(&runningCollector{pods: pods})
-	w := &podWatcher{r: r, now: now, seen: map[types.UID]time.Time{}, started: map[string]bool{}}
-	for {
-		changed, _ := pods.Changed()
-		list, _ := pods.List()
-		w.pass(list)
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
+	w := newPodWatcher(r, now)
+	if events != nil {
+		events.Watch(w.event)
+	}
+	return func(ctx context.Context) {
+		for {
+			changed, _ := pods.Changed()
+			list, _ := pods.List()
+			w.pass(list)
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
 		}
 	}
 }
@@ -125,6 +167,52 @@ type podWatcher struct {
 	now     func() time.Time
 	seen    map[types.UID]time.Time // first seen; zero once it ran
 	started map[string]bool         // container IDs seen running
+	// gone are UIDs that left the cache, oldest first, for the restarts.
+	gone []types.UID
+
+	mu    sync.Mutex
+	pulls map[types.UID]pullSpan // from the events' goroutines
+}
+
+// pullSpan is from the first pull's start to the last pull's end.
+type pullSpan struct{ first, last time.Time }
+
+// maxGone bounds the UIDs remembered for kubelet_restarted_pods_total.
+const maxGone = 1024
+
+func newPodWatcher(r *Registry, now func() time.Time) *podWatcher {
+	return &podWatcher{r: r, now: now, seen: map[types.UID]time.Time{}, started: map[string]bool{}, pulls: map[types.UID]pullSpan{}}
+}
+
+// event notes the image pulls of a pod: "Pulling" starts one, kubelet's
+// "Successfully pulled …" ends it.
+func (w *podWatcher) event(e v1.Event) {
+	pulling := e.Reason == "Pulling"
+	pulled := e.Reason == "Pulled" && strings.HasPrefix(e.Message, "Successfully pulled")
+	if !pulling && !pulled {
+		return
+	}
+	at := e.LastTimestamp.Time
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.pulls[e.InvolvedObject.UID]
+	if pulling && (s.first.IsZero() || at.Before(s.first)) {
+		s.first = at
+	}
+	if pulled && at.After(s.last) {
+		s.last = at
+	}
+	w.pulls[e.InvolvedObject.UID] = s
+}
+
+func (w *podWatcher) pulled(uid types.UID) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.pulls[uid]
+	if s.first.IsZero() || !s.last.After(s.first) {
+		return 0
+	}
+	return s.last.Sub(s.first)
 }
 
 func (w *podWatcher) pass(list []v1.Pod) {
@@ -137,9 +225,15 @@ func (w *podWatcher) pass(list []v1.Pod) {
 		if !ok {
 			first = t
 			w.seen[p.UID] = t
+			if i := slices.Index(w.gone, p.UID); i >= 0 {
+				w.gone = slices.Delete(w.gone, i, i+1)
+				w.r.restartedPods.WithLabelValues(strconv.FormatBool(p.Annotations["kubernetes.io/config.source"] == "file")).Inc()
+			}
 		}
 		if !first.IsZero() && podRunning(&p) {
-			w.r.podStart.Observe(t.Sub(first).Seconds())
+			d := t.Sub(first)
+			w.r.podStart.Observe(d.Seconds())
+			w.r.podStartSLI.Observe(max(d-w.pulled(p.UID), 0).Seconds())
 			w.seen[p.UID] = time.Time{}
 		}
 		for _, c := range containerStatuses(&p) {
@@ -155,7 +249,14 @@ func (w *podWatcher) pass(list []v1.Pod) {
 	for uid := range w.seen {
 		if !present[uid] {
 			delete(w.seen, uid)
+			w.gone = append(w.gone, uid)
+			w.mu.Lock()
+			delete(w.pulls, uid)
+			w.mu.Unlock()
 		}
+	}
+	if len(w.gone) > maxGone {
+		w.gone = slices.Delete(w.gone, 0, len(w.gone)-maxGone)
 	}
 	w.started = ids
 }

@@ -3,15 +3,19 @@ package e2e
 import (
 	"bufio"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-project/berth/test/harness"
 	"github.com/berth-project/berth/test/testutil"
@@ -118,5 +122,94 @@ spec:
 	}
 	if last := first + len(lines) - 2; last != n || first != 1 {
 		t.Errorf("kept lines %d..%d of 1..%d: want all", first, last, n)
+	}
+}
+
+// TestLogFilesystemFull: when the log filesystem fills up, a container
+// writing to its log keeps running and is never blocked; the lines it
+// writes meanwhile are dropped whole and counted (a metric and a line in
+// berthd's log); a pod started while the disk is full runs, and gets its
+// log once there is space again; and every record on disk is whole.
+func TestLogFilesystemFull(t *testing.T) {
+	e := newEnvWith(t, func(d *harness.Daemon) {
+		mountSmallFS(t, d.LogDir, 16)
+		d.AddArgs("--container-log-max-size", "1Mi", "--container-log-max-files", "2")
+	})
+	counter := func(name string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: %s
+    command: ["sh", "-c", "i=0; while true; do echo %s-$i; i=$((i+1)); usleep 20000; done"]
+`, name, busybox, name)
+	}
+	e.writeManifest("early.yaml", counter("early"))
+	e.waitPod("early", "running", running)
+	filler := filepath.Join(e.d.LogDir, "filler")
+	fillDisk(t, filler)
+
+	testutil.EventuallyWithin(t, time.Minute, "dropped records counted and logged", func() bool {
+		log, _ := os.ReadFile(e.d.LogPath())
+		return strings.Contains(e.apiText("/metrics"), "berth_container_log_dropped_records_total{container=\"main\",namespace=\"default\",pod=\"early-"+e.d.NodeName+"\"} ") &&
+			!strings.Contains(e.apiText("/metrics"), "pod=\"early-"+e.d.NodeName+"\"} 0\n") &&
+			strings.Contains(string(log), "container log records dropped")
+	})
+	e.writeManifest("late.yaml", counter("late"))
+	e.waitPod("late", "running while the log filesystem is full", running)
+	if p, _ := e.agentPod("early"); p.Status.ContainerStatuses[0].RestartCount != 0 || p.Status.ContainerStatuses[0].State.Running == nil {
+		t.Errorf("the writing container was disturbed by the full disk: %+v", p.Status.ContainerStatuses[0])
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"early", "late"} {
+		testutil.Eventually(t, name+"'s log written again", func() bool {
+			out, _ := exec.Command(filepath.Join(e.d.Bin, "berthctl"), "--cri-socket", e.d.Socket, "--api-socket", e.d.APISocket,
+				"logs", "--tail", "1", name+"-"+e.d.NodeName).Output() // fails until the file exists
+			return strings.Contains(string(out), name+"-")
+		})
+	}
+	// Every record of every file is whole: a time, a stream, a tag.
+	files, _ := filepath.Glob(filepath.Join(e.d.LogDir, "default_*", "main", "*.log*"))
+	for _, f := range files {
+		if strings.HasSuffix(f, ".gz") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			if !criRecord.MatchString(line) {
+				t.Errorf("%s:%d is not a whole CRI log record: %q", f, i+1, line)
+				break
+			}
+		}
+	}
+}
+
+var criRecord = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP] (early|late)-\d+$`)
+
+// fillDisk writes zeros to path until its filesystem has no room left.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			return
+		}
 	}
 }
