@@ -10,6 +10,7 @@ package crilog
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -25,7 +26,6 @@ type Writer struct {
 	mu  sync.Mutex
 	w   io.Writer
 	now func() time.Time
-	buf []byte
 }
 
 // NewWriter returns a Writer that writes records to w. now is the clock;
@@ -44,45 +44,64 @@ func (l *Writer) SetOutput(w io.Writer) {
 	l.mu.Unlock()
 }
 
-// record writes one record in a single Write so that records of the two
-// streams never interleave.
-func (l *Writer) record(stream string, partial bool, line []byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// appendRecord appends one record to b.
+func appendRecord(b []byte, at []byte, stream string, partial bool, line []byte) []byte {
 	tag := " F "
 	if partial {
 		tag = " P "
 	}
-	b := l.buf[:0]
-	b = l.now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, at...)
 	b = append(b, ' ')
 	b = append(b, stream...)
 	b = append(b, tag...)
 	b = append(b, line...)
-	b = append(b, '\n')
-	l.buf = b
+	return append(b, '\n')
+}
+
+// write writes records (whole ones, one or more) in a single Write so
+// that records of the two streams never interleave and a log file never
+// ends in the middle of one.
+func (l *Writer) write(records []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.w == nil {
 		return nil
 	}
-	_, err := l.w.Write(b)
+	_, err := l.w.Write(records)
 	return err
 }
 
 // Copy reads src until EOF and writes each line as a record of stream
 // ("stdout" or "stderr"). A trailing piece without a newline is written
-// as a final record. Write errors do not stop the copy: the container must
-// never block on a full disk, so output is dropped instead.
+// as a final record. The lines already read when one is taken are written
+// with it, in one Write and with one time (they arrived together): a
+// container writing as fast as it can costs a write per buffer, not per
+// line. Write errors do not stop the copy: the container must never block
+// on a full disk, so output is dropped instead.
 func (l *Writer) Copy(stream string, src io.Reader) error {
 	r := bufio.NewReaderSize(src, MaxLine)
+	var batch, stamp []byte
 	for {
 		line, err := r.ReadSlice('\n')
-		switch {
-		case err == nil:
-			l.record(stream, false, line[:len(line)-1])
-		case errors.Is(err, bufio.ErrBufferFull):
-			l.record(stream, true, line)
-		case len(line) > 0:
-			l.record(stream, false, line)
+		stamp = l.now().UTC().AppendFormat(stamp[:0], time.RFC3339Nano)
+		batch = batch[:0]
+		for {
+			switch {
+			case err == nil:
+				batch = appendRecord(batch, stamp, stream, false, line[:len(line)-1])
+			case errors.Is(err, bufio.ErrBufferFull):
+				batch = appendRecord(batch, stamp, stream, true, line)
+			case len(line) > 0:
+				batch = appendRecord(batch, stamp, stream, false, line)
+			}
+			// More whole lines already buffered go in the same write.
+			if err != nil || r.Buffered() == 0 || !bytes.Contains(peekAll(r), []byte{'\n'}) {
+				break
+			}
+			line, err = r.ReadSlice('\n')
+		}
+		if len(batch) > 0 {
+			l.write(batch)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			if errors.Is(err, io.EOF) {
@@ -91,4 +110,10 @@ func (l *Writer) Copy(stream string, src io.Reader) error {
 			return err
 		}
 	}
+}
+
+// peekAll is what r holds without reading more.
+func peekAll(r *bufio.Reader) []byte {
+	b, _ := r.Peek(r.Buffered())
+	return b
 }

@@ -1,6 +1,7 @@
 package crilog
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -82,36 +83,59 @@ func (l *File) open() error {
 	return nil
 }
 
-// Write writes one record. It reports success even when the record was
-// dropped: the container's output must flow on.
-func (l *File) Write(rec []byte) (int, error) {
+// Write writes whole records (one or more, each ending in a newline). A
+// file is rotated between two records, so that none is split and no file
+// grows past the maximum size (but for a single record larger than it).
+// It reports success even when records were dropped: the container's
+// output must flow on.
+func (l *File) Write(recs []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return 0, os.ErrClosed
 	}
-	if l.f == nil && l.open() != nil {
-		l.dropped++
-		return len(rec), nil
-	}
-	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(rec)) > l.maxSize {
-		l.rotate()
-		if l.f == nil {
-			l.dropped++
-			return len(rec), nil
+	for rest := recs; len(rest) > 0; {
+		chunk := rest
+		if l.maxSize > 0 && l.size+int64(len(chunk)) > l.maxSize {
+			fit := max(l.maxSize-l.size, 0)
+			cut := bytes.LastIndexByte(chunk[:min(fit, int64(len(chunk)))], '\n') + 1
+			if cut == 0 && l.size > 0 && l.f != nil { // not one more record fits
+				live := l.f
+				if l.rotate(); l.f != live {
+					continue // a new file (or none yet: dropped below)
+				}
+				cut = len(chunk) // the rename failed: on into the same file
+			}
+			if cut == 0 { // one record larger than the maximum: alone in its file
+				if cut = bytes.IndexByte(chunk, '\n') + 1; cut == 0 {
+					cut = len(chunk)
+				}
+			}
+			chunk = chunk[:cut]
 		}
+		rest = rest[len(chunk):]
+		l.writeChunk(chunk)
 	}
-	n, err := l.f.Write(rec)
+	return len(recs), nil
+}
+
+// writeChunk writes records into the live file, or counts them dropped;
+// l.mu is held.
+func (l *File) writeChunk(chunk []byte) {
+	if l.f == nil && l.open() != nil {
+		l.dropped += uint64(max(bytes.Count(chunk, []byte{'\n'}), 1))
+		return
+	}
+	n, err := l.f.Write(chunk)
 	if err != nil {
 		if n > 0 {
 			// A record cut short would glue to the next one: cut it off.
 			l.f.Truncate(l.size)
 		}
-		l.dropped++
-		return len(rec), nil
+		l.dropped += uint64(max(bytes.Count(chunk, []byte{'\n'}), 1))
+		return
 	}
 	l.size += int64(n)
-	return n, nil
 }
 
 // rotate renames the live file away and opens a new one; l.mu is held.

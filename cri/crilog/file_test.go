@@ -179,3 +179,47 @@ func TestFileOpenedOnFullDisk(t *testing.T) {
 		t.Errorf("log once there is room: %q, %v", data, err)
 	}
 }
+
+// TestFileWriteSplitsBatches: records written together (as Copy writes
+// what it read at once) are split between files at record boundaries, so
+// that no file grows past the maximum; a record larger than it is alone.
+func TestFileWriteSplitsBatches(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l, err := OpenFile(path, 100, 100, func() time.Time { now = now.Add(time.Second); return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&batch, "record %02d %s\n", i, strings.Repeat("y", 29)) // 40 bytes
+	}
+	fmt.Fprintf(&batch, "big %s\n", strings.Repeat("z", 200))
+	batch.WriteString("last\n")
+	if n, err := l.Write([]byte(batch.String())); err != nil || n != batch.Len() {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range append(l.rotatedFiles(), l.path) {
+		data, err := os.ReadFile(f)
+		if err != nil || strings.HasSuffix(f, ".gz") {
+			continue // only the plain files are sized
+		}
+		if len(data) > 100 && strings.Count(string(data), "\n") > 1 {
+			t.Errorf("%s: %d bytes of several records, past the maximum of 100", f, len(data))
+		}
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			t.Errorf("%s ends inside a record", f)
+		}
+	}
+	lines, _ := readAll(t, l)
+	for _, rec := range lines {
+		got = append(got, strings.Fields(rec)[0])
+	}
+	if len(lines) != 12 || lines[10][:3] != "big" || lines[11] != "last" {
+		t.Errorf("records %q, want the 12 written, in order", got)
+	}
+}

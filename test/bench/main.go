@@ -6,7 +6,9 @@
 //   - the floor: the same bundles started with raw `runc run -d` (pause,
 //     then container) plus a direct CNI ADD (and DEL) through libcni;
 //   - berthd's RSS, each berth-shim's RSS and PSS with 10 pods running,
-//     and berthd's CPU time over an idle period with those pods.
+//     and berthd's CPU time over an idle period with those pods;
+//   - container log throughput through the shim against `cat > file`;
+//   - and the agent, probe, Kubernetes, CRI operation and pull figures.
 package main
 
 import (
@@ -38,6 +40,7 @@ func main() {
 	samples := flag.Int("samples", 100, "samples per CRI operation for the per-operation figures (0 skips them)")
 	probeWindow := flag.Duration("probe-window", 60*time.Second, "how long the probe load is measured (0 skips the probe figures)")
 	probePods := flag.Int("probe-pods", 30, "pods of the probe load")
+	logMiB := flag.Int64("log-mib", 256, "bytes a container writes to its log for the log throughput figures, in MiB (0 skips them)")
 	kubeIdle := flag.Duration("kube-idle", 60*time.Second, "idle period for the API request figure of berth as a Kubernetes node (0 skips the Kubernetes figures)")
 	flag.Parse()
 	if err := run(*n, *pods, *idle); err != nil {
@@ -46,6 +49,12 @@ func main() {
 	}
 	if *agentIdle > 0 {
 		if err := agentBench(context.Background(), *agentIdle); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *logMiB > 0 {
+		if err := logBench(context.Background(), *logMiB<<20, 3); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
