@@ -207,7 +207,7 @@ func startAgent(ctx context.Context, cfg config.Config, deps agentDeps, log *slo
 			err := startKubeletAPI(ctx, cfg, plugin, kubeletapi.Config{
 				NodeName: nodeName, Listener: kubeletListener, Pods: mgr.Status(),
 				Containers: rt, Streams: rt, Stats: rt, ContainerMetrics: rt, ImageFS: runtimeapi.NewImageServiceClient(conn),
-				RootDir: cfg.Root, Metrics: reg.Gatherer(), ProbeMetrics: probes, Log: log.With("api", "kubelet"),
+				RootDir: cfg.Root, PodDir: filepath.Join(cfg.Root, "pods"), PodLogsDir: cfg.PodLogsDir, Metrics: reg.Gatherer(), ProbeMetrics: probes, Log: log.With("api", "kubelet"),
 				ReadOnlyListener: readOnlyListener,
 			})
 			if err != nil {

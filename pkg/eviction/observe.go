@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/pkg/diskusage"
 )
 
 // measure reads every signal: memory from meminfo, nodefs from the
@@ -120,45 +120,14 @@ func (m *Manager) podUsages(ctx context.Context, pods []v1.Pod) ([]podUsage, err
 			filepath.Join(m.cfg.LogDir, fmt.Sprintf("%s_%s_%s", p.Namespace, p.Name, p.UID)),
 			filepath.Join(m.cfg.PodDir, string(p.UID), "volumes", "empty-dir"),
 		} {
-			b, n, err := diskUsage(dir)
+			du, err := diskusage.Measure(dir)
 			if err != nil {
 				m.log.Debug("eviction: disk usage", "dir", dir, "err", err)
 			}
-			u.disk += b
-			u.inodes += n
+			u.disk += int64(du.Bytes)
+			u.inodes += int64(du.Inodes)
 		}
 		out = append(out, u)
 	}
 	return out, nil
-}
-
-// diskUsage adds up the blocks and inodes below dir, as du -x: what is
-// mounted below (a memory-backed emptyDir) is not counted.
-func diskUsage(dir string) (bytes, inodes int64, err error) {
-	var root unix.Stat_t
-	if err := unix.Lstat(dir, &root); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return 0, 0, nil
-		}
-		return 0, 0, err
-	}
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // vanished meanwhile, or unreadable: not counted
-		}
-		var st unix.Stat_t
-		if unix.Lstat(path, &st) != nil {
-			return nil
-		}
-		if st.Dev != root.Dev {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		bytes += st.Blocks * 512
-		inodes++
-		return nil
-	})
-	return bytes, inodes, err
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/utils/clock"
+
+	"github.com/berth-project/berth/pkg/diskusage"
 )
 
 // Config is what the server needs. All of it is required, but for
@@ -41,8 +43,11 @@ type Config struct {
 	ImageFS          ImageFS
 	ContainerMetrics MetricsRuntime
 	// RootDir is berth's root: its filesystem is the node's in the
-	// summary.
-	RootDir string
+	// summary. PodDir holds the pods' emptyDirs
+	// (<PodDir>/<uid>/volumes/empty-dir/<name>) and PodLogsDir their
+	// logs (<PodLogsDir>/<ns>_<name>_<uid>/<container>), measured for the
+	// summary's volume, log and ephemeral storage figures ("": none).
+	RootDir, PodDir, PodLogsDir string
 	// Metrics is served on /metrics (berth's registry, with the Go and
 	// process collectors), ProbeMetrics on /metrics/probes.
 	Metrics, ProbeMetrics prometheus.Gatherer
@@ -57,6 +62,7 @@ type Server struct {
 	authn *authenticator
 	authz *authorizer
 	node  *nodeStats
+	disk  *diskusage.Cache
 	mux   *http.ServeMux
 	// readOnly is the read-only port's subset of mux.
 	readOnly *http.ServeMux
@@ -88,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
-	s := &Server{cfg: cfg, node: node,
+	s := &Server{cfg: cfg, node: node, disk: &diskusage.Cache{TTL: 10 * time.Second, Now: cfg.Clock.Now},
 		authn: newAuthenticator(cfg.ClientCAs, cfg.Tokens, cfg.Clock),
 		authz: newAuthorizer(cfg.NodeName, cfg.Access, cfg.Clock)}
 	s.routes()

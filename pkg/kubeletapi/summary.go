@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/ptr"
+
+	"github.com/berth-project/berth/pkg/diskusage"
 )
 
 // StatsRuntime is the slice of the CRI the summary is built from, as
@@ -62,15 +67,65 @@ func (s *Server) summary(ctx context.Context) (statsapi.Summary, error) {
 	if node.Runtime != nil {
 		containerFs = node.Runtime.ContainerFs
 	}
+	now := s.cfg.Clock.Now()
 	return statsapi.Summary{Node: node, Pods: podStats(sandboxes.GetItems(), containers.GetContainers(), stats.GetStats(),
-		containerFs, s.cfg.Clock.Now())}, nil
+		containerFs, s.podDisks(stats.GetStats(), now), now)}, nil
+}
+
+// podDisk is what a pod holds on the node's disk besides its writable
+// layers: its containers' logs, by container name, and its disk-backed
+// emptyDirs, by volume name, with the filesystems they are on.
+type podDisk struct {
+	logs, volumes     map[string]diskusage.Usage
+	logsFs, volumesFs *statsapi.FsStats
+}
+
+// podDisks measures the pods' logs and emptyDirs (cached a while: a
+// scraper polls the summary).
+func (s *Server) podDisks(stats []*runtimeapi.PodSandboxStats, now time.Time) map[string]podDisk {
+	out := map[string]podDisk{}
+	var logsFs, volumesFs *statsapi.FsStats
+	if s.cfg.PodLogsDir != "" {
+		logsFs, _ = filesystem(s.cfg.PodLogsDir, now)
+	}
+	if s.cfg.PodDir != "" {
+		volumesFs, _ = filesystem(s.cfg.PodDir, now)
+	}
+	for _, st := range stats {
+		md := st.GetAttributes().GetMetadata()
+		if _, done := out[md.GetUid()]; done || md.GetUid() == "" {
+			continue
+		}
+		d := podDisk{logs: map[string]diskusage.Usage{}, volumes: map[string]diskusage.Usage{}, logsFs: logsFs, volumesFs: volumesFs}
+		if s.cfg.PodLogsDir != "" {
+			dir := filepath.Join(s.cfg.PodLogsDir, md.GetNamespace()+"_"+md.GetName()+"_"+md.GetUid())
+			for _, c := range st.GetLinux().GetContainers() {
+				name := c.GetAttributes().GetMetadata().GetName()
+				if u, err := s.disk.Measure(filepath.Join(dir, name)); err == nil {
+					d.logs[name] = u
+				}
+			}
+		}
+		if s.cfg.PodDir != "" {
+			dir := filepath.Join(s.cfg.PodDir, md.GetUid(), "volumes", "empty-dir")
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if u, err := s.disk.Measure(filepath.Join(dir, e.Name())); err == nil && e.IsDir() {
+					d.volumes[e.Name()] = u
+				}
+			}
+		}
+		out[md.GetUid()] = d
+	}
+	return out
 }
 
 // podStats are the pods' stats: a pod by its sandbox that is ready (or its
 // latest, when none is), its containers that run, as kubelet reports
-// them. Each container's root filesystem is on containerFs. Pure.
+// them. Each container's root filesystem is on containerFs; disks are
+// the pods' logs and volumes, by UID. Pure.
 func podStats(sandboxes []*runtimeapi.PodSandbox, running []*runtimeapi.Container, stats []*runtimeapi.PodSandboxStats,
-	containerFs *statsapi.FsStats, now time.Time) []statsapi.PodStats {
+	containerFs *statsapi.FsStats, disks map[string]podDisk, now time.Time) []statsapi.PodStats {
 	current := currentSandboxes(sandboxes)
 	started := map[string]int64{}
 	for _, c := range running {
@@ -89,11 +144,17 @@ func podStats(sandboxes []*runtimeapi.PodSandbox, running []*runtimeapi.Containe
 			Containers: []statsapi.ContainerStats{},
 		}
 		linux := st.GetLinux()
+		disk := disks[md.GetUid()]
 		for _, cs := range linux.GetContainers() {
 			if at, ok := started[cs.GetAttributes().GetId()]; ok {
-				ps.Containers = append(ps.Containers, containerStats(cs, at, containerFs, now))
+				c := containerStats(cs, at, containerFs, now)
+				if u, ok := disk.logs[c.Name]; ok {
+					c.Logs = usageStats(u, disk.logsFs, now)
+				}
+				ps.Containers = append(ps.Containers, c)
 			}
 		}
+		ps.VolumeStats, ps.EphemeralStorage = volumeAndEphemeralStats(ps.Containers, disk, now)
 		if c := linux.GetCpu(); c != nil {
 			ps.CPU = &statsapi.CPUStats{Time: nanoTime(c.GetTimestamp()), UsageNanoCores: value(c.GetUsageNanoCores()),
 				UsageCoreNanoSeconds: value(c.GetUsageCoreNanoSeconds())}
@@ -115,6 +176,41 @@ func podStats(sandboxes []*runtimeapi.PodSandbox, running []*runtimeapi.Containe
 	slices.SortFunc(out, func(a, b statsapi.PodStats) int {
 		return cmp.Or(cmp.Compare(a.PodRef.Namespace, b.PodRef.Namespace), cmp.Compare(a.PodRef.Name, b.PodRef.Name))
 	})
+	return out
+}
+
+// volumeAndEphemeralStats are a pod's emptyDirs, by name, and its
+// ephemeral storage as kubelet adds it up: the containers' writable
+// layers and logs, and its emptyDirs.
+func volumeAndEphemeralStats(containers []statsapi.ContainerStats, disk podDisk, now time.Time) ([]statsapi.VolumeStats, *statsapi.FsStats) {
+	var used, inodes uint64
+	for _, c := range containers {
+		for _, fs := range []*statsapi.FsStats{c.Rootfs, c.Logs} {
+			if fs != nil {
+				used += ptr.Deref(fs.UsedBytes, 0)
+				inodes += ptr.Deref(fs.InodesUsed, 0)
+			}
+		}
+	}
+	var vols []statsapi.VolumeStats
+	for _, name := range slices.Sorted(maps.Keys(disk.volumes)) {
+		u := disk.volumes[name]
+		vols = append(vols, statsapi.VolumeStats{Name: name, FsStats: *usageStats(u, disk.volumesFs, now)})
+		used += u.Bytes
+		inodes += u.Inodes
+	}
+	if disk.logs == nil && disk.volumes == nil && used == 0 {
+		return vols, nil // nothing measured
+	}
+	return vols, usageStats(diskusage.Usage{Bytes: used, Inodes: inodes}, disk.volumesFs, now)
+}
+
+// usageStats is a measured use on a filesystem (nil: unknown).
+func usageStats(u diskusage.Usage, fs *statsapi.FsStats, now time.Time) *statsapi.FsStats {
+	out := &statsapi.FsStats{Time: metav1.NewTime(now), UsedBytes: ptr.To(u.Bytes), InodesUsed: ptr.To(u.Inodes)}
+	if fs != nil {
+		out.CapacityBytes, out.AvailableBytes, out.Inodes, out.InodesFree = fs.CapacityBytes, fs.AvailableBytes, fs.Inodes, fs.InodesFree
+	}
 	return out
 }
 

@@ -7,6 +7,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/ptr"
+
+	"github.com/berth-project/berth/pkg/diskusage"
 )
 
 func TestPodStats(t *testing.T) {
@@ -48,7 +50,12 @@ func TestPodStats(t *testing.T) {
 		{Attributes: &runtimeapi.PodSandboxAttributes{Id: "job-2"}, Linux: &runtimeapi.LinuxPodSandboxStats{}},
 	}
 	containerFs := &statsapi.FsStats{CapacityBytes: ptr.To[uint64](1 << 30), AvailableBytes: ptr.To[uint64](1 << 29)}
-	got := podStats(sandboxes, running, stats, containerFs, now)
+	disks := map[string]podDisk{"uid-web-new": {
+		logs:    map[string]diskusage.Usage{"app": {Bytes: 8192, Inodes: 2}},
+		volumes: map[string]diskusage.Usage{"data": {Bytes: 1 << 20, Inodes: 3}, "cache": {Bytes: 4096, Inodes: 1}},
+		logsFs:  &statsapi.FsStats{CapacityBytes: ptr.To[uint64](10 << 30)},
+	}}
+	got := podStats(sandboxes, running, stats, containerFs, disks, now)
 
 	if len(got) != 2 || got[0].PodRef.Name != "job" || got[0].PodRef.UID != "uid-job-2" || got[1].PodRef.UID != "uid-web-new" {
 		t.Fatalf("pods %+v, want job (its latest sandbox) and web (its ready one)", got)
@@ -65,6 +72,19 @@ func TestPodStats(t *testing.T) {
 	if app.Name != "app" || !app.StartTime.Time.Equal(time.Unix(0, 250)) || *app.Memory.WorkingSetBytes != 2<<20 || *app.CPU.UsageNanoCores != 1e6 ||
 		*app.Rootfs.UsedBytes != 4096 || *app.Rootfs.CapacityBytes != 1<<30 {
 		t.Errorf("app %+v", app)
+	}
+	if app.Logs == nil || *app.Logs.UsedBytes != 8192 || *app.Logs.CapacityBytes != 10<<30 || side.Logs != nil {
+		t.Errorf("logs: app %+v, side %+v", app.Logs, side.Logs)
+	}
+	if len(web.VolumeStats) != 2 || web.VolumeStats[0].Name != "cache" || web.VolumeStats[1].Name != "data" || *web.VolumeStats[1].UsedBytes != 1<<20 {
+		t.Errorf("volumes %+v, want cache and data, by name", web.VolumeStats)
+	}
+	// The writable layer (4096), the log (8192) and the two emptyDirs.
+	if e := web.EphemeralStorage; e == nil || *e.UsedBytes != 4096+8192+1<<20+4096 || *e.InodesUsed != 2+3+1+ptr.Deref(app.Rootfs.InodesUsed, 0) {
+		t.Errorf("ephemeral storage %+v", e)
+	}
+	if got[0].EphemeralStorage != nil {
+		t.Errorf("job: ephemeral storage %+v with nothing measured", got[0].EphemeralStorage)
 	}
 	// Not measured: zeros at the time of asking, as kubelet reports them.
 	if *side.Memory.WorkingSetBytes != 0 || *side.CPU.UsageCoreNanoSeconds != 0 || !side.CPU.Time.Time.Equal(now) || side.Rootfs != nil {

@@ -217,6 +217,20 @@ func TestKubeletAPI(t *testing.T) {
 		ptr.Deref(nd.Fs.CapacityBytes, 0) == 0 || nd.Runtime == nil || nd.Runtime.ImageFs == nil {
 		t.Errorf("node in the summary: %+v", nd)
 	}
+	// The crasher's emptyDir and logs, and its ephemeral storage.
+	var crasher *statsapi.PodStats
+	for i := range summary.Pods {
+		if p := &summary.Pods[i]; p.PodRef.Namespace == ns && p.PodRef.Name == "crasher" {
+			crasher = p
+		}
+	}
+	if crasher == nil || len(crasher.VolumeStats) != 1 || crasher.VolumeStats[0].Name != "data" || ptr.Deref(crasher.VolumeStats[0].UsedBytes, 0) == 0 ||
+		crasher.EphemeralStorage == nil || ptr.Deref(crasher.EphemeralStorage.UsedBytes, 0) < ptr.Deref(crasher.VolumeStats[0].UsedBytes, 0) {
+		t.Errorf("crasher in the summary: %+v", crasher)
+	}
+	if c := summaryContainer(summary, ns, "talker", "main"); c.Logs == nil || ptr.Deref(c.Logs.UsedBytes, 0) == 0 {
+		t.Errorf("talker's logs in the summary: %+v", c.Logs)
+	}
 	if raw, err := cluster.Kubectl(t, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/metrics/cadvisor"); err != nil ||
 		!strings.Contains(raw, `container_memory_working_set_bytes{container="main"`) || !strings.Contains(raw, `pod="talker"`) {
 		t.Errorf("cAdvisor metrics: %v\n%.2000s", err, raw)
