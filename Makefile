@@ -20,7 +20,7 @@ CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 TEST_FLAGS ?=
 
-.PHONY: all build deps node-deps run-deps test-deps run test unit e2e bench install uninstall lint clean kube-tools
+.PHONY: all build deps node-deps run-deps test-deps run run-clean test unit e2e bench install uninstall lint clean kube-tools
 
 all: build
 
@@ -58,9 +58,15 @@ build: deps
 # was asked for, not a failure; pods stay, as across any restart.
 run: build run-deps
 	@$(BIN)/berthd --pod-cidr 10.88.0.0/16 --pod-manifest-path $(CURDIR)/example/manifests --fail-swap-on=false & pid=$$!; \
-	trap 'kill $$pid; wait $$pid; echo "berthd stopped; the example pod keeps running (make run starts berthd again and adopts it)"; exit 0' INT TERM; \
+	trap 'kill $$pid; wait $$pid; echo "berthd stopped; the example pod keeps running (make run starts berthd again and adopts it; make run-clean removes it and what berth wrote)"; exit 0' INT TERM; \
 	$(GO) run ./test/example || true; \
 	wait $$pid
+
+# run-clean undoes make run: the pods stop and go, and what berthd and the
+# example wrote (state, images, logs, cgroups, the default network, its
+# bridge and leases) is removed (example/clean.sh).
+run-clean:
+	@sh example/clean.sh
 
 # The kubernetes plugin's tests run a real etcd, kube-apiserver and
 # kube-controller-manager, built once from the Go module proxy by
