@@ -26,7 +26,7 @@ func TestStaticPodOnContainerd(t *testing.T) {
 		}
 		if t.Failed() {
 			if log, err := os.ReadFile(c.LogPath()); err == nil {
-				t.Logf("containerd log:\n%s", tail(string(log), 40))
+				t.Logf("containerd log:\n%s", testutil.Tail(string(log), 40))
 			}
 		}
 		if err := c.Cleanup(); err != nil {

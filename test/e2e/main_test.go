@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // busybox is the test image, built once per run from the host's busybox.
@@ -74,7 +74,7 @@ func newEnvWith(t *testing.T, configure func(*harness.Daemon)) *env {
 	t.Cleanup(func() {
 		if t.Failed() {
 			if log, err := os.ReadFile(d.LogPath()); err == nil {
-				t.Logf("berthd log:\n%s", tail(string(log), 60))
+				t.Logf("berthd log:\n%s", testutil.Tail(string(log), 60))
 			}
 		}
 		if err := d.Cleanup(); err != nil {
@@ -87,14 +87,6 @@ func newEnvWith(t *testing.T, configure func(*harness.Daemon)) *env {
 	e := &env{t: t, d: d, rt: d.Runtime, im: d.Images}
 	e.berthctl("images", "import", imageArchive)
 	return e
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // berthctl runs the CLI against this env's daemon and returns its output.

@@ -34,7 +34,7 @@ crashLoopBackOff:
 		d.AddArgs("--config", file, "--healthz-port", fmt.Sprint(healthz))
 	})
 	if log, _ := os.ReadFile(e.d.LogPath()); strings.Contains(string(log), "does not support") {
-		t.Errorf("berthd reported supported fields as unsupported:\n%s", tail(string(log), 20))
+		t.Errorf("berthd reported supported fields as unsupported:\n%s", testutil.Tail(string(log), 20))
 	}
 
 	body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz))

@@ -20,6 +20,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // The pull tests run berthd against a docker-registry of their own on
@@ -37,7 +38,7 @@ func startRegistry(t *testing.T, opts harness.RegistryOptions) *harness.Registry
 	t.Cleanup(func() {
 		if t.Failed() && r != nil {
 			if log, err := os.ReadFile(r.LogPath()); err == nil {
-				t.Logf("registry log:\n%s", tail(string(log), 30))
+				t.Logf("registry log:\n%s", testutil.Tail(string(log), 30))
 			}
 		}
 		if err := r.Cleanup(); err != nil {

@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // guest is one boot of the VM: a share (/mnt/share inside) with what the
@@ -106,7 +107,7 @@ func (g *guest) boot() map[string]string {
 		if t.Failed() || os.Getenv("BERTH_VM_LOGS") != "" {
 			for _, f := range []string{"guest.log", "journal.txt", "console.log"} {
 				data, _ := os.ReadFile(filepath.Join(g.share, f))
-				t.Logf("%s:\n%s", f, tail(string(data), 80))
+				t.Logf("%s:\n%s", f, testutil.Tail(string(data), 80))
 			}
 		}
 	})
@@ -125,14 +126,6 @@ func (g *guest) boot() map[string]string {
 		}
 	}
 	return res
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // want checks results against expectations, naming each that differs.
