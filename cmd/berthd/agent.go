@@ -29,6 +29,7 @@ import (
 	"github.com/berth-project/berth/pkg/eviction"
 	"github.com/berth-project/berth/pkg/kubeletapi"
 	"github.com/berth-project/berth/pkg/metrics"
+	"github.com/berth-project/berth/pkg/shutdown"
 	"github.com/berth-project/berth/pkg/source"
 	"github.com/berth-project/berth/pkg/upstream"
 	"github.com/berth-project/berth/pkg/upstream/kube"
@@ -245,6 +246,15 @@ func startAgent(ctx context.Context, cfg config.Config, deps agentDeps, log *slo
 		}
 		go mgr.Run(ctx)
 		go evictions.Run(ctx)
+		if g := cfg.ShutdownGracePeriod.Duration; g > 0 {
+			go func() {
+				err := shutdown.Run(ctx, shutdown.Config{GracePeriod: g, CriticalGracePeriod: cfg.ShutdownGracePeriodCriticalPods.Duration,
+					Pods: mgr.Status(), Terminator: mgr, Log: log})
+				if err != nil {
+					log.Warn("pods will not be stopped before the node shuts down", "err", err)
+				}
+			}()
+		}
 		if plugin != nil {
 			go func() {
 				if err := plugin.Run(ctx, mux); err != nil {

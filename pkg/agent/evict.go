@@ -20,6 +20,10 @@ import (
 // what grace period. It is kept next to the pod's volumes, so that a
 // restarted agent does not start the pod again, and goes with them.
 type evictionRecord struct {
+	// Reason is the pod's status reason: Evicted, or Terminated (a node
+	// shutdown, which is not recorded on disk: the pod runs again after
+	// the reboot).
+	Reason  string    `json:"reason,omitempty"`
 	Message string    `json:"message"`
 	Grace   int64     `json:"grace"`
 	At      time.Time `json:"at"`
@@ -32,20 +36,36 @@ func (m *Manager) evictionPath(uid types.UID) string {
 // Evict stops a pod's version for good, as kubelet's eviction manager
 // does: its containers get grace seconds, nothing restarts, and it stays
 // Failed with reason Evicted and message until its spec (its UID)
-// changes or it is removed.
+// changes or it is removed — also across restarts of berthd.
 func (m *Manager) Evict(namespace, name string, uid types.UID, message string, grace int64) error {
+	return m.stopForGood(namespace, name, uid, &evictionRecord{Reason: reasonEvicted, Message: message, Grace: grace, At: m.clock.Now()}, true)
+}
+
+// Terminate stops a pod's version as the node shuts down, as kubelet's
+// graceful node shutdown does: within grace seconds, nothing restarts,
+// and it is Failed with reason Terminated until berthd starts again.
+func (m *Manager) Terminate(namespace, name string, uid types.UID, message string, grace int64) error {
+	return m.stopForGood(namespace, name, uid, &evictionRecord{Reason: reasonTerminated, Message: message, Grace: grace, At: m.clock.Now()}, false)
+}
+
+// The reasons of a pod the node stopped for good.
+const (
+	reasonEvicted    = "Evicted"
+	reasonTerminated = "Terminated"
+)
+
+func (m *Manager) stopForGood(namespace, name string, uid types.UID, rec *evictionRecord, persist bool) error {
 	key := podstatus.Key(namespace, name)
 	m.mu.Lock()
 	w := m.workers[key]
 	m.mu.Unlock()
 	if w == nil {
-		return fmt.Errorf("evict %s: no such pod", key)
+		return fmt.Errorf("stop %s: no such pod", key)
 	}
 	if p := w.desired(); p == nil || p.UID != uid {
-		return fmt.Errorf("evict %s: version %s is not the one running", key, uid)
+		return fmt.Errorf("stop %s: version %s is not the one running", key, uid)
 	}
-	rec := &evictionRecord{Message: message, Grace: grace, At: m.clock.Now()}
-	if m.cfg.PodDir != "" {
+	if persist && m.cfg.PodDir != "" {
 		data, err := json.Marshal(rec)
 		if err != nil {
 			return err
@@ -61,7 +81,7 @@ func (m *Manager) Evict(namespace, name string, uid types.UID, message string, g
 	w.mu.Lock()
 	w.evictions[uid] = rec
 	w.mu.Unlock()
-	m.events.Record(events.Pod{Namespace: namespace, Name: name, UID: uid}, "", v1.EventTypeWarning, "Evicted", message)
+	m.events.Record(events.Pod{Namespace: namespace, Name: name, UID: uid}, "", v1.EventTypeWarning, rec.Reason, rec.Message)
 	w.wakeup()
 	return nil
 }
@@ -90,6 +110,9 @@ func (w *worker) eviction(pod *v1.Pod) *evictionRecord {
 			// Written atomically, so only a hostile or broken disk gets
 			// here: the pod stays evicted, for want of a better message.
 			rec = &evictionRecord{Message: "The pod was evicted (unreadable record: " + err.Error() + ")"}
+		}
+		if rec.Reason == "" {
+			rec.Reason = reasonEvicted
 		}
 	}
 	w.mu.Lock()

@@ -563,7 +563,7 @@ func TestPlanEvicted(t *testing.T) {
 	w := newWorld(pod).sandbox("s1", true, 0, time.Hour).
 		ctr("c1", "log", "s1", 0, order(0)).ctr("c2", "a", "s1", 0, order(1)).ctr("c3", "b", "s1", 0, order(2), exit(1, -time.Hour, -time.Minute))
 	in := w.input()
-	in.evicted = &evictionRecord{Message: "The node was low on resource: memory.", Grace: 1, At: t0}
+	in.evicted = &evictionRecord{Reason: reasonEvicted, Message: "The node was low on resource: memory.", Grace: 1, At: t0}
 	a := plan(in)
 	if got := killIDs(a); len(got) != 2 || !slices.Equal(got[0], []string{"c2"}) || !slices.Equal(got[1], []string{"c1"}) {
 		t.Errorf("kills %v, want the running app, then the sidecar", got)
@@ -584,7 +584,7 @@ func TestPlanEvicted(t *testing.T) {
 		ctr("c1", "log", "s1", 0, order(0), exit(137, -time.Hour, 0)).ctr("c2", "a", "s1", 0, order(1), exit(137, -time.Hour, 0)).
 		ctr("c3", "b", "s1", 0, order(2), exit(1, -time.Hour, -time.Minute))
 	in = w.input()
-	in.evicted = &evictionRecord{Grace: 1, At: t0.Add(-time.Hour)}
+	in.evicted = &evictionRecord{Reason: reasonEvicted, Grace: 1, At: t0.Add(-time.Hour)}
 	a = plan(in)
 	if len(a.kills) != 0 || len(a.start) != 0 || a.createSandbox != nil || !a.releaseVolumes || a.sandboxID != "s1" || len(a.removeSandboxes) != 0 {
 		t.Errorf("stopped: kills %v start %v create %v release %v sandbox %q remove %v",

@@ -131,6 +131,11 @@ type Config struct {
 	EvictionMinimumReclaim           map[string]string `json:"evictionMinimumReclaim"`
 	EvictionMaxPodGracePeriod        int64             `json:"evictionMaxPodGracePeriod"`
 	EvictionPressureTransitionPeriod Duration          `json:"evictionPressureTransitionPeriod"`
+	// ShutdownGracePeriod (0: no graceful node shutdown) and
+	// ShutdownGracePeriodCriticalPods, the part of it kept for critical
+	// pods: kubelet's settings of the same names.
+	ShutdownGracePeriod             Duration `json:"shutdownGracePeriod"`
+	ShutdownGracePeriodCriticalPods Duration `json:"shutdownGracePeriodCriticalPods"`
 	// StaticPodURL, StaticPodURLHeader and HTTPCheckFrequency are
 	// kubelet's settings of the same names for the url plugin.
 	StaticPodURL       string              `json:"staticPodURL"`
@@ -417,6 +422,9 @@ func (c Config) Validate() (warnings []string, err error) {
 	}
 	if _, err := c.LogMaxBytes(); err != nil {
 		return nil, err
+	}
+	if g, cg := c.ShutdownGracePeriod.Duration, c.ShutdownGracePeriodCriticalPods.Duration; g < 0 || cg < 0 || cg > g {
+		return nil, fmt.Errorf("config: shutdownGracePeriodCriticalPods %s must be from 0 to shutdownGracePeriod %s", cg, g)
 	}
 	_, w, err := c.Eviction().Parse()
 	if err != nil {

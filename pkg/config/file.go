@@ -309,6 +309,14 @@ var kubeletFields = map[string]func(c *Config, kc *kubeletv1beta1.KubeletConfigu
 		}
 		return nil
 	},
+	"shutdownGracePeriod": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ShutdownGracePeriod = Duration{kc.ShutdownGracePeriod.Duration}
+		return nil
+	},
+	"shutdownGracePeriodCriticalPods": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.ShutdownGracePeriodCriticalPods = Duration{kc.ShutdownGracePeriodCriticalPods.Duration}
+		return nil
+	},
 	"registerWithTaints": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
 		c.RegisterWithTaints = kc.RegisterWithTaints
 		return nil

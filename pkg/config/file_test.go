@@ -52,6 +52,8 @@ serializeImagePulls: false
 maxParallelImagePulls: 3
 crashLoopBackOff:
   maxContainerRestartPeriod: 30s
+shutdownGracePeriod: 30s
+shutdownGracePeriodCriticalPods: 10s
 cpuManagerPolicy: static
 topologyManagerPolicy: best-effort
 ---
@@ -72,7 +74,8 @@ logLevel: debug
 		t.Errorf("config from the file: %+v", c)
 	}
 	if c.MaxPods != 50 || len(c.ClusterDNS) != 1 || c.ClusterDomain != "cluster.local" || c.ResolvConf != "" ||
-		c.HealthzPort != 0 || c.ReadOnlyPort != 10255 || c.MaxParallelImagePulls != 3 || c.MaxContainerRestartPeriod.Duration != 30*time.Second {
+		c.HealthzPort != 0 || c.ReadOnlyPort != 10255 || c.MaxParallelImagePulls != 3 || c.MaxContainerRestartPeriod.Duration != 30*time.Second ||
+		c.ShutdownGracePeriod.Duration != 30*time.Second || c.ShutdownGracePeriodCriticalPods.Duration != 10*time.Second {
 		t.Errorf("node settings from the file: %+v", c)
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], path) || !strings.HasSuffix(warnings[0], "ignored: cpuManagerPolicy, topologyManagerPolicy") {

@@ -5,20 +5,7 @@
 # /mnt/share/result; TestSystemdUnit reads them.
 set -u
 S=/mnt/share
-res=$S/result
-: >"$res"
-say() { echo "$1=$2" >>"$res"; echo "$1=$2"; }
-cri() { crictl --timeout 20s "$@"; }
-
-mkdir -p /mnt/bin && mount -t 9p -o trans=virtio,version=9p2000.L,ro bin /mnt/bin
-install -d /usr/local/bin /usr/local/lib/berth /opt/cni/bin /etc/cni/net.d /etc/berth/manifests
-install -m 0755 /mnt/bin/berthd /mnt/bin/berthctl /mnt/bin/crictl /usr/local/bin/
-install -m 0755 /mnt/bin/berth-shim /mnt/bin/berth-pause /mnt/bin/berth-exec /mnt/bin/runc /usr/local/lib/berth/
-install -m 0755 /mnt/bin/cni/* /opt/cni/bin/
-install -m 0644 $S/10-berth.conflist /etc/cni/net.d/
-install -m 0644 $S/berth.service /etc/systemd/system/berth.service
-printf 'runtime-endpoint: unix:///run/berth/berth.sock\nimage-endpoint: unix:///run/berth/berth.sock\n' >/etc/crictl.yaml
-systemctl daemon-reload
+. $S/install.sh
 
 say cgroupfs "$(stat -fc %T /sys/fs/cgroup)"
 say systemd "$(systemctl --version | head -1 | cut -d' ' -f2)"

@@ -28,6 +28,7 @@ import (
 type guest struct {
 	t     *testing.T
 	share string
+	disk  string // the guest's root filesystem, once booted
 }
 
 // newGuest prepares a share with the repository's unit and default
@@ -43,6 +44,7 @@ func newGuest(t *testing.T, script string) *guest {
 		filepath.Join(repo, "systemd", "berth.service"):         "berth.service",
 		filepath.Join(repo, "cni-plugins", "10-berth.conflist"): "10-berth.conflist",
 		filepath.Join(repo, "test", "vm", script):               "guest.sh",
+		filepath.Join(repo, "test", "vm", "install.sh"):         "install.sh",
 	} {
 		data, err := os.ReadFile(src)
 		if err != nil {
@@ -87,6 +89,7 @@ func (g *guest) boot() map[string]string {
 		t.Fatal(err)
 	}
 	disk := filepath.Join(t.TempDir(), "root.img")
+	g.disk = disk
 	if b, err := exec.Command("mkfs.ext4", "-q", "-F", "-d", filepath.Join(image, "root"), disk, "3G").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4 -d: %v\n%s", err, b)
 	}
@@ -160,4 +163,14 @@ spec:
     imagePullPolicy: Never
     command: ["sh", "-c", %q]
 `, name, command)
+}
+
+// readDisk reads a file of the guest's root filesystem after it ran.
+func (g *guest) readDisk(path string) string {
+	g.t.Helper()
+	out, err := exec.Command("debugfs", "-R", "cat "+path, g.disk).Output()
+	if err != nil {
+		g.t.Fatalf("debugfs cat %s: %v", path, err)
+	}
+	return string(out)
 }
