@@ -65,6 +65,9 @@ func processEnv(cfg *runtimeapi.ContainerConfig, image v1.Config, hostname, home
 			e = e.set(kv)
 		}
 	}
+	if cfg.GetTty() {
+		e = e.set("TERM=xterm") // as containerd and CRI-O give a terminal; the request may say otherwise
+	}
 	for i, kv := range cfg.GetEnvs() {
 		k := kv.GetKey()
 		if k == "" || strings.Contains(k, "=") {

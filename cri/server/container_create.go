@@ -198,7 +198,7 @@ func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
 	case cfg.GetImage().GetImage() == "":
 		return errdefs.InvalidArgument("config.image.image is required")
 	}
-	return nil
+	return checkContainerBounds(cfg)
 }
 
 // containerLogPath joins the sandbox's log directory and the container's

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -127,6 +129,9 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 			return err
 		}
 		proc.Terminal = true
+		if !slices.ContainsFunc(proc.Env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
+			proc.Env = append(proc.Env, "TERM=xterm") // a terminal's type, as containerd gives one
+		}
 		processFile := filepath.Join(scratch, "process.json")
 		if err := atomicfile.WriteJSON(processFile, proc); err != nil {
 			return err

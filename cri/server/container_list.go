@@ -40,5 +40,8 @@ func (s *Service) ListContainers(ctx context.Context, req *runtimeapi.ListContai
 			Annotations:  cfg.GetAnnotations(),
 		})
 	}
+	if n := trimAnswer(resp, resp.Containers, (*runtimeapi.Container).GetAnnotations, func(c *runtimeapi.Container) { c.Annotations = nil }); n > 0 {
+		s.log.Warn(trimmedNote("ListContainers", n))
+	}
 	return resp, nil
 }

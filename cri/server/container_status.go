@@ -26,9 +26,13 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		if data, err := os.ReadFile(filepath.Join(c.Dir, "config.json")); err == nil {
 			json.Unmarshal(data, &spec)
 		}
+		pid := st.Pid
+		if st.State != store.ContainerRunning {
+			pid = 0 // as containerd: an exited process's PID may be anyone's by now
+		}
 		info, _ := json.Marshal(map[string]any{
 			"sandboxID":   c.Meta.SandboxID,
-			"pid":         st.Pid,
+			"pid":         pid,
 			"cgroupsPath": c.Meta.CgroupsPath,
 			"bundle":      c.Dir,
 			"runtimeSpec": spec,

@@ -34,6 +34,9 @@ func (s *Service) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSan
 			RuntimeHandler: sb.Meta.RuntimeHandler,
 		})
 	}
+	if n := trimAnswer(resp, resp.Items, (*runtimeapi.PodSandbox).GetAnnotations, func(p *runtimeapi.PodSandbox) { p.Annotations = nil }); n > 0 {
+		s.log.Warn(trimmedNote("ListPodSandbox", n))
+	}
 	return resp, nil
 }
 

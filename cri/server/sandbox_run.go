@@ -221,7 +221,7 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if d := cfg.GetLogDirectory(); d != "" && !filepath.IsAbs(d) {
 		return errdefs.InvalidArgument("config.log_directory %q must be absolute", d)
 	}
-	return nil
+	return checkSandboxBounds(cfg)
 }
 
 func (s *Service) sandboxStateDir(id string) string {

@@ -18,8 +18,12 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 	st := sb.Status()
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: sandboxStatus(sb, st)}
 	if req.GetVerbose() {
+		pid := st.Pid
+		if st.State != store.SandboxReady {
+			pid = 0 // the pause process is gone; its PID may be anyone's by now
+		}
 		info, _ := json.Marshal(map[string]any{
-			"pid":            st.Pid,
+			"pid":            pid,
 			"shimPid":        st.Shim.Pid,
 			"netns":          sb.Meta.NetNS,
 			"cgroupParent":   sb.Meta.CgroupParent,

@@ -125,3 +125,96 @@ func TestRuntimeInfo(t *testing.T) {
 		t.Errorf("RuntimeConfig = %v, %v; want cgroupfs", rc, err)
 	}
 }
+
+// TestHostileRequestsAreBounded: what the Kubernetes API server would
+// never send is refused with InvalidArgument naming the field (not
+// Internal from runc, nor Unavailable from a CNI plugin, which tell
+// clients to retry), and the listings keep working for every client.
+func TestHostileRequestsAreBounded(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	huge := strings.Repeat("x", 5<<20)
+	for _, tc := range []struct {
+		name  string
+		bad   func(*runtimeapi.PodSandboxConfig)
+		field string
+	}{
+		{"5 MiB annotation", func(p *runtimeapi.PodSandboxConfig) { p.Annotations = map[string]string{"a": huge} }, "config.annotations"},
+		{"5 MiB label", func(p *runtimeapi.PodSandboxConfig) { p.Labels = map[string]string{"a": huge} }, "config.labels"},
+		{"300-character hostname", func(p *runtimeapi.PodSandboxConfig) { p.Hostname = strings.Repeat("h", 300) }, "config.hostname"},
+		{"hostname with a newline", func(p *runtimeapi.PodSandboxConfig) { p.Hostname = "a\nb" }, "config.hostname"},
+		{"name with a NUL", func(p *runtimeapi.PodSandboxConfig) { p.Metadata.Name = "a\x00b" }, "config.metadata.name"},
+		{"name with ..", func(p *runtimeapi.PodSandboxConfig) { p.Metadata.Name = "../../etc" }, "config.metadata.name"},
+		{"namespace of 1000 characters", func(p *runtimeapi.PodSandboxConfig) { p.Metadata.Namespace = strings.Repeat("n", 1000) }, "config.metadata.namespace"},
+		{"uid with a /", func(p *runtimeapi.PodSandboxConfig) { p.Metadata.Uid = "a/b" }, "config.metadata.uid"},
+	} {
+		cfg := e.podConfig("hostile")
+		tc.bad(cfg)
+		_, err := e.rt.RunPodSandbox(c, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		wantCode(t, "RunPodSandbox with a "+tc.name, err, codes.InvalidArgument, tc.field)
+	}
+
+	pod := e.podConfig("bounded")
+	podID := e.runPod(pod)
+	for _, tc := range []struct {
+		name  string
+		bad   func(*runtimeapi.ContainerConfig)
+		field string
+	}{
+		{"5 MiB annotation", func(cc *runtimeapi.ContainerConfig) { cc.Annotations = map[string]string{"a": huge} }, "config.annotations"},
+		{"5 MiB environment", func(cc *runtimeapi.ContainerConfig) {
+			cc.Envs = []*runtimeapi.KeyValue{{Key: "A", Value: []byte(huge)}}
+		}, "config.envs"},
+		{"5 MiB command", func(cc *runtimeapi.ContainerConfig) { cc.Args = []string{huge} }, "config.command and args"},
+		{"NUL in an argument", func(cc *runtimeapi.ContainerConfig) { cc.Args = []string{"a\x00b"} }, "config.command and args"},
+		{"env name with =", func(cc *runtimeapi.ContainerConfig) {
+			cc.Envs = []*runtimeapi.KeyValue{{Key: "A=B", Value: []byte("c")}}
+		}, "config.envs[0]"},
+		{"name with a newline", func(cc *runtimeapi.ContainerConfig) { cc.Metadata.Name = "a\nb" }, "config.metadata.name"},
+	} {
+		cc := containerConfig("hostile", []string{"true"})
+		tc.bad(cc)
+		_, err := e.rt.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cc, SandboxConfig: pod})
+		wantCode(t, "CreateContainer with a "+tc.name, err, codes.InvalidArgument, tc.field)
+	}
+	// Within the bounds: annotations up to the API server's 256 KiB.
+	big := e.podConfig("big-annotations")
+	big.Annotations = map[string]string{"a": strings.Repeat("y", 200<<10)}
+	e.runPod(big)
+	if resp, err := e.rt.ListPodSandbox(c, &runtimeapi.ListPodSandboxRequest{}); err != nil || len(resp.GetItems()) != 2 {
+		t.Errorf("ListPodSandbox: %d items, %v; want both pods", len(resp.GetItems()), err)
+	}
+}
+
+// TestTerminalAndExitedPID: a container with a terminal gets TERM=xterm
+// (unless it sets one), as with containerd; once it has exited, its
+// verbose status reports no PID, which by then may be anyone's.
+func TestTerminalAndExitedPID(t *testing.T) {
+	e := newEnv(t)
+	c := ctx(t)
+	pod := e.podConfig("tty")
+	podID := e.runPod(pod)
+	tty := containerConfig("tty", []string{"sleep", "3600"})
+	tty.Tty = true
+	ttyID := e.start(podID, pod, tty)
+	plain := e.start(podID, pod, containerConfig("plain", []string{"sleep", "3600"}))
+	own := containerConfig("own", []string{"sleep", "3600"})
+	own.Tty = true
+	own.Envs = []*runtimeapi.KeyValue{{Key: "TERM", Value: []byte("vt100")}}
+	ownID := e.start(podID, pod, own)
+	for id, want := range map[string]string{ttyID: "xterm", plain: "", ownID: "vt100"} {
+		resp, err := e.rt.ExecSync(c, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "echo -n $TERM"}, Timeout: 10})
+		if err != nil || string(resp.GetStdout()) != want {
+			t.Errorf("TERM in %s: %q, %v; want %q", id[:12], resp.GetStdout(), err, want)
+		}
+	}
+	if pid, _ := e.verboseInfo(plain)["pid"].(float64); pid <= 0 {
+		t.Fatalf("a running container's verbose pid is %v", pid)
+	}
+	if _, err := e.rt.StopContainer(c, &runtimeapi.StopContainerRequest{ContainerId: plain, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if pid := e.verboseInfo(plain)["pid"]; pid != float64(0) {
+		t.Errorf("an exited container's verbose pid is %v, want 0", pid)
+	}
+}
