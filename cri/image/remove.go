@@ -33,7 +33,9 @@ func (s *Store) Remove(ref string, inUse map[string]bool) error {
 	}
 	if rec.Image.Pinned {
 		s.mu.Unlock()
-		return errdefs.FailedPrecondition("image %q (%s) is pinned and cannot be removed", ref, rec.Image.ID)
+		return errdefs.FailedPrecondition("image %q (%s) is pinned and cannot be removed: it is built into berthd "+
+			"(the pause image every pod sandbox runs), and pinned images are kept by crictl rmi and image garbage collection alike "+
+			"(crictl images -v shows pinned: true)", ref, rec.Image.ID)
 	}
 	if kind == byTag && len(rec.Image.RepoTags) > 1 {
 		defer s.mu.Unlock()

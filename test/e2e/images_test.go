@@ -120,7 +120,7 @@ func TestPauseImageIsPinned(t *testing.T) {
 		t.Errorf("verbose info lacks the image config: %v", st.GetInfo())
 	}
 	_, err = e.im.RemoveImage(ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: st.GetImage().GetId()}})
-	wantCode(t, "RemoveImage of the pause image", err, codes.FailedPrecondition, "pinned")
+	wantCode(t, "RemoveImage of the pause image", err, codes.FailedPrecondition, "pinned and cannot be removed: it is built into berthd")
 }
 
 // What berthctl exports, a fresh node imports as the same image.
