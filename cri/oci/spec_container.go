@@ -132,7 +132,9 @@ func containerProcess(spec *specs.Spec, in ContainerInput, modes nsModes) error 
 	if err != nil {
 		return err
 	}
-	p.User = specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.additional}
+	// The primary group is among the process's groups too, as containerd
+	// sets them: `id` shows it, and so does ContainerStatus.
+	p.User = specs.User{UID: u.uid, GID: u.gid, AdditionalGids: append([]uint32{u.gid}, u.additional...)}
 	hostname := in.Sandbox.GetHostname()
 	if hostname == "" && modes.hostNetwork() {
 		hostname, _ = os.Hostname()

@@ -28,7 +28,7 @@ func TestContainerSpecBasics(t *testing.T) {
 	if !slices.Equal(p.Args, []string{"/entry", "serve"}) || p.Cwd != "/srv" || !p.Terminal {
 		t.Errorf("process = %+v", p)
 	}
-	if p.User.UID != 1000 || p.User.GID != 1000 || !slices.Equal(p.User.AdditionalGids, []uint32{10, 29}) {
+	if p.User.UID != 1000 || p.User.GID != 1000 || !slices.Equal(p.User.AdditionalGids, []uint32{1000, 10, 29}) {
 		t.Errorf("user = %+v", p.User)
 	}
 	for _, kv := range []string{"A=1", "HOME=/home/alice", "HOSTNAME=pod-a", defaultPath} {

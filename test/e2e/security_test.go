@@ -145,6 +145,13 @@ func TestRunAsUserAndGroups(t *testing.T) {
 		}
 	}
 
+	// The primary group is among the process's groups (getgroups), as
+	// with containerd: `id` shows groups=1000(app),50(staff).
+	st, out := e.runToExit(podID, pod, containerConfig("kernel-groups", []string{"sh", "-c", "grep ^Groups: /proc/self/status"}, withRunAsUser(1000)))
+	if got := strings.Fields(strings.TrimPrefix(strings.TrimSpace(out), "Groups:")); st.GetExitCode() != 0 || !slices.Contains(got, "1000") || !slices.Contains(got, "50") {
+		t.Errorf("the kernel's groups of the process: %q, want 1000 and 50", out)
+	}
+
 	// An exec runs as the container's user too.
 	id := e.start(podID, pod, containerConfig("exec-user", []string{"sleep", "3600"}, withImage(appImg)))
 	if out := e.mustExec(id, "id", "-u"); out != "1000" {
