@@ -2,7 +2,6 @@ package oci
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 
@@ -16,9 +15,9 @@ import (
 // ContainerInput is what ContainerSpec needs besides the CRI request: the
 // image's config and where the caller put things on the host.
 type ContainerInput struct {
-	ID      string
-	Config  *runtimeapi.ContainerConfig
-	Sandbox *runtimeapi.PodSandboxConfig
+	ID, SandboxID string
+	Config        *runtimeapi.ContainerConfig
+	Sandbox       *runtimeapi.PodSandboxConfig
 	// Image is the image's config (Entrypoint, Cmd, Env, WorkingDir, User).
 	Image v1.Config
 	// Rootfs is the container's mounted root filesystem on the host. Its
@@ -68,7 +67,7 @@ func ContainerSpec(in ContainerInput) (*specs.Spec, error) {
 
 	spec := newSpec(in.Rootfs)
 	spec.Root.Readonly = sc.GetReadonlyRootfs()
-	spec.Annotations = maps.Clone(cfg.GetAnnotations())
+	spec.Annotations = containerAnnotations(cfg, in.SandboxID, in.Sandbox)
 	spec.Linux.CgroupsPath = in.CgroupsPath
 	if err := containerProcess(spec, in, modes); err != nil {
 		return nil, err

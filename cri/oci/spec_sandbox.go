@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"maps"
 	"math"
 
 	"github.com/berth-project/berth/cri/errdefs"
@@ -50,7 +49,7 @@ func SandboxSpec(in SandboxInput) (*specs.Spec, error) {
 
 	spec := newSpec(in.Rootfs)
 	spec.Root.Readonly = true
-	spec.Annotations = maps.Clone(cfg.GetAnnotations())
+	spec.Annotations = sandboxAnnotations(cfg, in.ID)
 	spec.Linux.CgroupsPath = in.CgroupsPath
 	if spec.Linux.Namespaces, err = sandboxNamespaces(modes, in.NetNSPath); err != nil {
 		return nil, err

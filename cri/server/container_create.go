@@ -103,6 +103,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	cgroupsPath := s.cfg.CgroupDriver.Path(sb.Meta.CgroupParent, id)
 	spec, err := oci.ContainerSpec(oci.ContainerInput{
 		ID:             id,
+		SandboxID:      sb.Meta.ID,
 		Config:         cfg,
 		Sandbox:        sb.Config(),
 		Image:          img.Config,

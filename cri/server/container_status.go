@@ -30,12 +30,17 @@ func (s *Service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		if st.State != store.ContainerRunning {
 			pid = 0 // as containerd: an exited process's PID may be anyone's by now
 		}
+		// containerd's shape, which tools read (config for env and
+		// mounts, runtimeSpec for what runc was given).
 		info, _ := json.Marshal(map[string]any{
-			"sandboxID":   c.Meta.SandboxID,
-			"pid":         pid,
-			"cgroupsPath": c.Meta.CgroupsPath,
-			"bundle":      c.Dir,
-			"runtimeSpec": spec,
+			"sandboxID":      c.Meta.SandboxID,
+			"pid":            pid,
+			"cgroupsPath":    c.Meta.CgroupsPath,
+			"bundle":         c.Dir,
+			"runtimeType":    runtimeType,
+			"runtimeOptions": s.runtimeOptions(),
+			"config":         c.Config(),
+			"runtimeSpec":    spec,
 		})
 		resp.Info = map[string]string{"info": string(info)}
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -22,7 +24,15 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 		if st.State != store.SandboxReady {
 			pid = 0 // the pause process is gone; its PID may be anyone's by now
 		}
+		var spec any
+		if data, err := os.ReadFile(filepath.Join(s.store.SandboxDir(sb.Meta.ID), "config.json")); err == nil {
+			json.Unmarshal(data, &spec)
+		}
 		info, _ := json.Marshal(map[string]any{
+			"runtimeType":    runtimeType,
+			"runtimeOptions": s.runtimeOptions(),
+			"config":         sb.Config(),
+			"runtimeSpec":    spec,
 			"pid":            pid,
 			"shimPid":        st.Shim.Pid,
 			"netns":          sb.Meta.NetNS,
@@ -33,6 +43,15 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 		resp.Info = map[string]string{"info": string(info)}
 	}
 	return resp, nil
+}
+
+// runtimeType names how berth runs containers in the verbose statuses
+// (containerd says io.containerd.runc.v2 there).
+const runtimeType = "berth.runc.v1"
+
+// runtimeOptions are runc's, spelled as containerd's runc options.
+func (s *Service) runtimeOptions() map[string]any {
+	return map[string]any{"BinaryName": s.cfg.Runc.Binary, "Root": s.cfg.Runc.Root, "SystemdCgroup": s.cfg.Runc.SystemdCgroup}
 }
 
 func sandboxStatus(sb *store.Sandbox, st store.SandboxStatus) *runtimeapi.PodSandboxStatus {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -216,5 +217,47 @@ func TestTerminalAndExitedPID(t *testing.T) {
 	}
 	if pid := e.verboseInfo(plain)["pid"]; pid != float64(0) {
 		t.Errorf("an exited container's verbose pid is %v, want 0", pid)
+	}
+}
+
+// TestVerboseInfoShapes: crictl inspect and inspectp show what tools read
+// from containerd: the CRI config, the runtime's type and options, and
+// the io.kubernetes.cri.* annotations in the OCI spec.
+func TestVerboseInfoShapes(t *testing.T) {
+	e := newEnv(t)
+	pod := e.podConfig("inspect")
+	podID := e.runPod(pod)
+	id := e.start(podID, pod, containerConfig("app", []string{"sleep", "3600"}, func(c *runtimeapi.ContainerConfig) {
+		c.Envs = []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hello")}}
+	}))
+	info := e.verboseInfo(id)
+	cfg, _ := info["config"].(map[string]any)
+	md, _ := cfg["metadata"].(map[string]any)
+	if md["name"] != "app" || cfg["envs"] == nil || info["runtimeType"] == "" || info["runtimeOptions"] == nil {
+		t.Errorf("container info: config %v, runtimeType %v, runtimeOptions %v", cfg, info["runtimeType"], info["runtimeOptions"])
+	}
+	spec, _ := info["runtimeSpec"].(map[string]any)
+	ann, _ := spec["annotations"].(map[string]any)
+	for k, want := range map[string]string{
+		"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": podID,
+		"io.kubernetes.cri.sandbox-name": pod.Metadata.Name, "io.kubernetes.cri.sandbox-namespace": pod.Metadata.Namespace,
+		"io.kubernetes.cri.sandbox-uid": pod.Metadata.Uid, "io.kubernetes.cri.container-name": "app", "io.kubernetes.cri.image-name": busybox,
+	} {
+		if ann[k] != want {
+			t.Errorf("container spec annotation %s = %v, want %q", k, ann[k], want)
+		}
+	}
+	resp, err := e.rt.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: podID, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb map[string]any
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &sb); err != nil {
+		t.Fatal(err)
+	}
+	sbSpec, _ := sb["runtimeSpec"].(map[string]any)
+	sbAnn, _ := sbSpec["annotations"].(map[string]any)
+	if sb["config"] == nil || sbAnn["io.kubernetes.cri.container-type"] != "sandbox" || sbAnn["io.kubernetes.cri.sandbox-id"] != podID {
+		t.Errorf("sandbox info: config %v, spec annotations %v", sb["config"], sbAnn)
 	}
 }
