@@ -2,6 +2,10 @@ package oci
 
 import (
 	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/berth-project/berth/cri/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -12,6 +16,26 @@ import (
 // sandboxOOMScoreAdj keeps the pause process among the last the OOM killer
 // picks: killing it kills the pod.
 const sandboxOOMScoreAdj = -998
+
+// swapAccounted: the memory controller limits swap (cgroup v1 with
+// memsw accounting, or cgroup v2's memory.swap.max), so a swap limit can
+// be set.
+var swapAccounted = sync.OnceValue(func() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil {
+		return true
+	}
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			_, err := os.Stat(filepath.Join("/sys/fs/cgroup", rest, "memory.swap.max"))
+			return err == nil
+		}
+	}
+	return false
+})
 
 // clampOOMScoreAdj returns v within [floor, 1000] (and never below -1000).
 // Lowering oom_score_adj below the runtime's own needs CAP_SYS_RESOURCE,
@@ -52,14 +76,19 @@ func applyResources(spec *specs.Spec, r *runtimeapi.LinuxContainerResources, min
 	}
 	if v := r.GetMemoryLimitInBytes(); v > 0 {
 		res.Memory = &specs.LinuxMemory{Limit: &v}
-		// Swap stays unset unless asked for: runc then leaves the kernel's
-		// default, which is what kubelet's swap behaviour assumes.
-		if s := r.GetMemorySwapLimitInBytes(); s > 0 {
-			if s < v {
-				return errdefs.InvalidArgument("%s.memory_swap_limit_in_bytes: %d is below memory_limit_in_bytes %d",
-					field, s, v)
-			}
+		// Without a swap limit the container may not swap at all (memory
+		// and swap together capped at the memory limit), as containerd sets
+		// it and kubelet's NoSwap behaviour expects; where the kernel
+		// accounts no swap, there is none to limit.
+		s := r.GetMemorySwapLimitInBytes()
+		switch {
+		case s > 0 && s < v:
+			return errdefs.InvalidArgument("%s.memory_swap_limit_in_bytes: %d is below memory_limit_in_bytes %d",
+				field, s, v)
+		case s > 0:
 			res.Memory.Swap = &s
+		case swapAccounted():
+			res.Memory.Swap = &v
 		}
 	}
 	for i, h := range r.GetHugepageLimits() {

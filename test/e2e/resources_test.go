@@ -29,6 +29,11 @@ func TestResourceLimitsInCgroups(t *testing.T) {
 		"cpu/cpu.cfs_period_us":        "100000",
 		"cpuset/cpuset.cpus":           "0",
 	}
+	// No swap past the memory limit, as containerd sets it (where the
+	// kernel accounts swap).
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil {
+		want["memory/memory.memsw.limit_in_bytes"] = strconv.Itoa(mem)
+	}
 	// As the container sees its cgroups, and as the node does.
 	cgroupsPath := e.cgroupsPath(id)
 	for file, v := range want {
