@@ -220,8 +220,21 @@ func validateResourceList(list v1.ResourceList, fld *field.Path) field.ErrorList
 		if q.Sign() < 0 {
 			errs = append(errs, field.Invalid(qFld, q.String(), "must be greater than or equal to 0"))
 		}
+		if most, ok := maxQuantity[name]; ok && q.Cmp(most) > 0 {
+			errs = append(errs, field.Invalid(qFld, q.String(), fmt.Sprintf("must be at most %s, more than any node has or a cgroup can express", most.String())))
+		}
 	}
 	return errs
+}
+
+// maxQuantity bounds what no node has: a million cores (cgroups' CPU
+// quota ends not far above), a pebibyte of memory, an exbibyte of disk.
+// A pod asking for more would only ever fail to start, or run with a
+// limit that limits nothing.
+var maxQuantity = map[v1.ResourceName]resource.Quantity{
+	v1.ResourceCPU:              resource.MustParse("1M"),
+	v1.ResourceMemory:           resource.MustParse("1Pi"),
+	v1.ResourceEphemeralStorage: resource.MustParse("1Ei"),
 }
 
 var supportedResources = []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage, v1.ResourceHugePagesPrefix + "<size>"}

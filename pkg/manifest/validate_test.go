@@ -181,6 +181,10 @@ func TestValidateErrors(t *testing.T) {
 			"spec.containers[0].resources.requests[memory]", `Invalid value: "2Gi": must be less than or equal to the memory limit of 1Gi`},
 		{"negative request", resourcesYAML("{requests: {cpu: -100m}}"),
 			"spec.containers[0].resources.requests[cpu]", `Invalid value: "-100m": must be greater than or equal to 0`},
+		{"absurd CPU", resourcesYAML("{requests: {cpu: 99999999999999999999}}"),
+			"spec.containers[0].resources.requests[cpu]", `Invalid value: "100E": must be at most 1M`},
+		{"absurd memory", resourcesYAML("{limits: {memory: 1Ei}}"),
+			"spec.containers[0].resources.limits[memory]", `Invalid value: "1Ei": must be at most 1Pi`},
 		{"resource claims", resourcesYAML("{claims: [{name: gpu}]}"),
 			"spec.containers[0].resources.claims", "Forbidden: static pods cannot reference API objects"},
 
