@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/cri/errdefs"
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -114,11 +115,17 @@ func criMounts(mounts []*runtimeapi.Mount, imageSources map[int]string, resolve 
 		case runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
 			opts = append(opts, propPrivate)
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+			if err := propagates(resolved, false); err != nil {
+				return nil, "", errdefs.InvalidArgument("%s.propagation HOST_TO_CONTAINER: %v", field, err)
+			}
 			opts = append(opts, propSlave)
 			if rootProp != propShared {
 				rootProp = propSlave
 			}
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			if err := propagates(resolved, true); err != nil {
+				return nil, "", errdefs.InvalidArgument("%s.propagation BIDIRECTIONAL: %v", field, err)
+			}
 			opts = append(opts, propShared)
 			rootProp = propShared
 		default:
@@ -237,4 +244,35 @@ func coveredBy(dst string, mounts []specs.Mount) bool {
 		}
 	}
 	return false
+}
+
+// propagates checks, as containerd does, that the host mount holding path
+// passes mounts on: shared (or, unless bidirectional, a slave of a shared
+// one). On a private mount the requested propagation would silently do
+// nothing.
+func propagates(path string, bidirectional bool) error {
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(path))
+	if err != nil {
+		return fmt.Errorf("the mounts of %s: %w", path, err)
+	}
+	var holder *mountinfo.Info
+	for _, m := range mounts {
+		if holder == nil || len(m.Mountpoint) >= len(holder.Mountpoint) {
+			holder = m
+		}
+	}
+	if holder == nil {
+		return fmt.Errorf("no mount holds %s", path)
+	}
+	shared := strings.Contains(holder.Optional, "shared:")
+	slave := strings.Contains(holder.Optional, "master:")
+	switch {
+	case shared:
+		return nil
+	case slave && !bidirectional:
+		return nil
+	case bidirectional:
+		return fmt.Errorf("%s is on mount %s, which is not shared (mount --make-rshared %s)", path, holder.Mountpoint, holder.Mountpoint)
+	}
+	return fmt.Errorf("%s is on mount %s, which is neither shared nor a slave (mount --make-rshared %s)", path, holder.Mountpoint, holder.Mountpoint)
 }

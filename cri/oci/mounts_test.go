@@ -5,15 +5,50 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berth-project/berth/cri/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // noResolve stands in for filepath.EvalSymlinks where host paths are made up.
 func noResolve(p string) (string, error) { return p, nil }
+
+// sharedDir is a fresh tmpfs mounted shared, as a host path must be for
+// mounts that propagate (tests run as root).
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, ""); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatalf("make shared: %v", err)
+	}
+	return dir
+}
+
+// Propagation a host path's mount cannot deliver is refused, saying why.
+func TestCRIMountsPropagationNeedsSharedMount(t *testing.T) {
+	private := t.TempDir()
+	if err := unix.Mount(private, private, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(private, unix.MNT_DETACH) })
+	if err := unix.Mount("", private, "", unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []runtimeapi.MountPropagation{runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL, runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER} {
+		_, _, err := criMounts([]*runtimeapi.Mount{{ContainerPath: "/data", HostPath: private, Propagation: p}}, nil, noResolve)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "mounts[0].propagation") || !strings.Contains(err.Error(), "make-rshared "+private) {
+			t.Errorf("%v on a private mount: %v; want InvalidArgument saying how to share it", p, err)
+		}
+	}
+}
 
 func TestCRIMountsPropagation(t *testing.T) {
 	tests := []struct {
@@ -40,9 +75,11 @@ func TestCRIMountsPropagation(t *testing.T) {
 			Readonly: true, RecursiveReadOnly: true, MountOptions: []string{"noexec"}}},
 			[][]string{{"rbind", "rprivate", "ro", "rro", "noexec"}}, ""},
 	}
+	shared := sharedDir(t)
+	inShared := func(p string) (string, error) { return filepath.Join(shared, p), nil }
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, root, err := criMounts(tt.mounts, nil, noResolve)
+			got, root, err := criMounts(tt.mounts, nil, inShared)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,7 +70,7 @@ func TestContainerSpecBasics(t *testing.T) {
 
 // The container's own mount at a runtime path replaces the runtime's.
 func TestContainerSpecRequestedMountReplacesEtcFile(t *testing.T) {
-	hosts := t.TempDir()
+	hosts := sharedDir(t)
 	in := containerInput(t, func(in *ContainerInput) {
 		in.Hosts = "/p/hosts"
 		in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/etc/hosts", HostPath: hosts, Readonly: true,
