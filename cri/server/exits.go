@@ -86,13 +86,46 @@ func (s *Service) watchSandbox(sb *store.Sandbox) {
 	id := sb.Meta.ID
 	s.exits.start(id, func(ctx context.Context) {
 		s.awaitExit(ctx, id, s.shimSocket(id), func() bool {
-			if sb.Status().State == store.SandboxReady {
+			st := sb.Status() // turns NotReady once the pause process or its shim is gone
+			if st.State == store.SandboxReady {
 				return false
+			}
+			if !st.Shim.Alive() && (st.Pid != 0 || !st.NetworkTornDown) {
+				// The shim was lost (killed), not stopped: nothing will
+				// report the pod's processes again. Stop the sandbox at
+				// once, as a StopPodSandbox would (from another goroutine:
+				// the stop settles this watcher), so that its pause
+				// process, netns, shm mount and IP lease are not left
+				// behind until the pod is removed.
+				go s.stopLostSandbox(sb)
+				return true
 			}
 			s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, sb)
 			return true
 		})
 	})
+}
+
+// stopLostSandbox stops a sandbox whose shim died, recording why.
+func (s *Service) stopLostSandbox(sb *store.Sandbox) {
+	defer s.ops.lock(sandboxKey(sb.Meta.ID))()
+	if _, err := s.store.Sandbox(sb.Meta.ID); err != nil {
+		return // removed meanwhile
+	}
+	if st := sb.Status(); st.Pid == 0 && st.NetworkTornDown {
+		// A StopPodSandbox got there first (its shim had just been
+		// stopped when the watcher looked): the event is still due.
+		s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, sb)
+		return
+	}
+	s.log.Warn("sandbox lost its shim: stopping what it ran and releasing its network", "sandbox", sb.Meta.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.stopSandbox(ctx, sb); err != nil {
+		s.log.Error("stop sandbox that lost its shim", "sandbox", sb.Meta.ID, "error", err)
+		return
+	}
+	s.emitSandbox(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, sb)
 }
 
 // awaitExit waits in the shim until process id exits, then asks stopped

@@ -256,6 +256,9 @@ func unmountShm(path string) error {
 // stopShim asks a shim to exit, and kills it if it does not answer.
 func stopShim(ctx context.Context, proc shim.Process) {
 	if !proc.Alive() {
+		if proc.Socket != "" {
+			os.Remove(proc.Socket) // a lost shim leaves its socket behind
+		}
 		return
 	}
 	if err := stopShimAt(ctx, proc.Socket); err != nil {

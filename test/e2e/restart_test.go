@@ -135,12 +135,15 @@ func TestKilledShimIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	var info struct {
-		ShimPid int `json:"shimPid"`
+		ShimPid int    `json:"shimPid"`
+		Pid     int    `json:"pid"`
+		NetNS   string `json:"netns"`
 	}
 	json.Unmarshal([]byte(resp.GetInfo()["info"]), &info)
-	if info.ShimPid <= 0 {
-		t.Fatalf("no shim pid in %v", resp.GetInfo())
+	if info.ShimPid <= 0 || info.Pid <= 0 {
+		t.Fatalf("no shim or pause pid in %v", resp.GetInfo())
 	}
+	ip := resp.GetStatus().GetNetwork().GetIp()
 	if err := syscall.Kill(info.ShimPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +157,14 @@ func TestKilledShimIsReported(t *testing.T) {
 	if got := e.podStatus(podID).GetState(); got != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Errorf("sandbox of a dead shim is %v, want NOTREADY", got)
 	}
+	// What the shim ran goes at once, not when the pod is removed: the
+	// pause process, the netns, the IP lease and the shim's socket.
+	testutil.Eventually(t, "the lost sandbox's pause process, netns, lease and socket released", func() bool {
+		_, netnsErr := os.Stat(info.NetNS)
+		_, leaseErr := os.Stat(filepath.Join(e.d.IPAMDir(), ip))
+		_, sockErr := os.Stat(filepath.Join(e.d.State, "shims", podID+".sock"))
+		return (!processAlive(info.Pid) || isZombie(info.Pid)) && os.IsNotExist(netnsErr) && os.IsNotExist(leaseErr) && os.IsNotExist(sockErr)
+	})
 	e.removePod(podID)
 }
 
