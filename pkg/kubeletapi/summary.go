@@ -110,7 +110,10 @@ func (s *Server) podDisks(stats []*runtimeapi.PodSandboxStats, now time.Time) ma
 			dir := filepath.Join(s.cfg.PodDir, md.GetUid(), "volumes", "empty-dir")
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
-				if u, err := s.disk.Measure(filepath.Join(dir, e.Name())); err == nil && e.IsDir() {
+				if !e.IsDir() {
+					continue
+				}
+				if u, err := s.disk.Measure(filepath.Join(dir, e.Name())); err == nil {
 					d.volumes[e.Name()] = u
 				}
 			}

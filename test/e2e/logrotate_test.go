@@ -154,8 +154,9 @@ spec:
 
 	testutil.EventuallyWithin(t, time.Minute, "dropped records counted and logged", func() bool {
 		log, _ := os.ReadFile(e.d.LogPath())
-		return strings.Contains(e.apiText("/metrics"), "berth_container_log_dropped_records_total{container=\"main\",namespace=\"default\",pod=\"early-"+e.d.NodeName+"\"} ") &&
-			!strings.Contains(e.apiText("/metrics"), "pod=\"early-"+e.d.NodeName+"\"} 0\n") &&
+		metrics := e.apiText("/metrics")
+		return strings.Contains(metrics, "berth_container_log_dropped_records_total{container=\"main\",namespace=\"default\",pod=\"early-"+e.d.NodeName+"\"} ") &&
+			!strings.Contains(metrics, "pod=\"early-"+e.d.NodeName+"\"} 0\n") &&
 			strings.Contains(string(log), "container log records dropped")
 	})
 	e.writeManifest("late.yaml", counter("late"))
