@@ -22,6 +22,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/server"
+	"github.com/berth-project/berth/pkg/admission"
 	"github.com/berth-project/berth/pkg/agent"
 	"github.com/berth-project/berth/pkg/api"
 	"github.com/berth-project/berth/pkg/config"
@@ -107,8 +108,13 @@ func startAgent(ctx context.Context, cfg config.Config, deps agentDeps, log *slo
 	if o, ok := plugin.(upstream.ObjectSource); ok {
 		objects = o
 	}
+	capacity, err := admission.Capacity(cfg.Root, cfg.MaxPods)
+	if err != nil {
+		return nil, fmt.Errorf("node capacity: %w", err)
+	}
 	recorder := events.New(nil, nodeName)
 	mgr := agent.New(agent.Config{
+		Allocatable:   admission.Allocatable(capacity, thresholds),
 		Events:        recorder,
 		Terminated:    terminated,
 		VolumeFiles:   volumes,

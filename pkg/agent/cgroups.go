@@ -51,7 +51,7 @@ func podCgroupResources(pod *v1.Pod) *cgroups.Resources {
 			memLim = max(memLim, l.Value())
 		}
 	}
-	r.CpuShares = uint64(max(cpuReq*1024/1000, minShares))
+	r.CpuShares = uint64(milliCPUToShares(cpuReq))
 	if allCPU && cpuLim > 0 {
 		r.CpuPeriod = quotaPeriod
 		r.CpuQuota = max(cpuLim*quotaPeriod/1000, minQuota)

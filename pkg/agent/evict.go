@@ -27,6 +27,9 @@ type evictionRecord struct {
 	Message string    `json:"message"`
 	Grace   int64     `json:"grace"`
 	At      time.Time `json:"at"`
+	// rejected: the pod never ran, refused at admission (not recorded
+	// on disk: admission runs again after a restart, as kubelet's).
+	rejected bool
 }
 
 func (m *Manager) evictionPath(uid types.UID) string {

@@ -50,8 +50,12 @@ type Config struct {
 	// SystemdCgroups names the pod cgroups as slices (kubepods-burstable-
 	// pod<uid>.slice) for a runtime using the systemd cgroup driver.
 	SystemdCgroups bool
-	Runtime        runtimeService
-	Images         imageService
+	// Allocatable is what pods may ask of the node (its capacity less
+	// what eviction holds back, with maxPods as pods); a pod that does
+	// not fit next to those admitted before is refused. nil admits all.
+	Allocatable v1.ResourceList
+	Runtime     runtimeService
+	Images      imageService
 	// Status receives every pod's status; New makes one if nil.
 	Status *podstatus.Cache
 	// Events receives the pods' events; New makes one if nil.
@@ -96,6 +100,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	workers  map[string]*worker // by namespace/name
+	admitted map[types.UID]bool // the pod versions taken in
 	qosReady bool               // the QoS cgroups exist
 	adopted  bool               // the runtime's pods were matched against the first complete set
 	applied  chan struct{}      // closed once a first set of pods was taken in
@@ -126,7 +131,7 @@ func New(cfg Config) *Manager {
 	}
 	mem, cpu := nodeCapacity()
 	m := &Manager{cfg: cfg, clock: cfg.Clock, status: cfg.Status, events: cfg.Events,
-		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}, applied: make(chan struct{})}
+		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}, admitted: map[types.UID]bool{}, applied: make(chan struct{})}
 	if cfg.MaxParallelImagePulls > 0 {
 		m.pullSlots = make(chan struct{}, cfg.MaxParallelImagePulls)
 	}
@@ -201,10 +206,15 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod, complete bool) er
 			key := podstatus.Key(md.GetNamespace(), md.GetName())
 			if _, ok := want[key]; !ok && m.workers[key] == nil {
 				m.cfg.Log.Info("pod no longer wanted: tearing it down", "pod", key, "uid", md.GetUid())
-				m.startWorkerLocked(ctx, md.GetNamespace(), md.GetName(), nil)
+				m.startWorkerLocked(ctx, md.GetNamespace(), md.GetName(), nil, nil)
 			}
 		}
 		m.adopted = true
+	}
+	m.forgetAdmittedLocked(want)
+	refused, err := m.admitLocked(ctx, want)
+	if err != nil {
+		return err
 	}
 	for key, w := range m.workers {
 		if _, ok := want[key]; !ok && w.desired() != nil {
@@ -213,9 +223,18 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod, complete bool) er
 	}
 	for key, p := range want {
 		w := m.workers[key]
+		rec := refused[p.UID]
+		if rec != nil {
+			m.events.Record(events.Pod{Namespace: p.Namespace, Name: p.Name, UID: p.UID}, "", v1.EventTypeWarning, rec.Reason, rec.Message)
+		}
 		if w == nil {
-			m.startWorkerLocked(ctx, p.Namespace, p.Name, p)
+			m.startWorkerLocked(ctx, p.Namespace, p.Name, p, rec)
 			continue
+		}
+		if rec != nil {
+			w.mu.Lock()
+			w.evictions[p.UID] = rec
+			w.mu.Unlock()
 		}
 		// An unchanged pod's worker is not woken by every reading of its
 		// source.
@@ -232,8 +251,13 @@ func (m *Manager) SetPods(ctx context.Context, pods []*v1.Pod, complete bool) er
 	return nil
 }
 
-func (m *Manager) startWorkerLocked(ctx context.Context, namespace, name string, pod *v1.Pod) {
+// startWorkerLocked starts pod's worker; refused, if set, is its
+// refusal at admission.
+func (m *Manager) startWorkerLocked(ctx context.Context, namespace, name string, pod *v1.Pod, refused *evictionRecord) {
 	w := newWorker(m, namespace, name, pod)
+	if refused != nil {
+		w.evictions[pod.UID] = refused
+	}
 	m.workers[w.key] = w
 	m.wg.Add(1)
 	go func() {

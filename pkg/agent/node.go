@@ -1,33 +1,19 @@
 package agent
 
 import (
-	"bufio"
 	"net"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/berth-project/berth/pkg/admission"
 )
 
 // nodeCapacity is the node's memory in bytes and CPU in millicores.
 func nodeCapacity() (memory, milliCPU int64) {
-	milliCPU = int64(runtime.NumCPU()) * 1000
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, milliCPU
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			return kb * 1024, milliCPU
-		}
-	}
-	return 0, milliCPU
+	memory, _ = admission.MemTotal() // 0 if unreadable: no memory-based defaults
+	return memory, int64(runtime.NumCPU()) * 1000
 }
 
 // hostIPs are the node's global unicast addresses, IPv4 first.

@@ -57,9 +57,17 @@ func oomScoreAdj(qos v1.PodQOSClass, c *v1.Container, memoryCapacity int64) int6
 // CFS settings kubelet derives from CPU requests and limits.
 const (
 	minShares   = 2
+	maxShares   = 262144 // the most cgroup v1's cpu.shares takes
 	quotaPeriod = 100000 // µs
 	minQuota    = 1000
 )
+
+// milliCPUToShares is kubelet's conversion of a CPU request to
+// cpu.shares, within what the kernel takes (a critical pod is admitted
+// whatever it asks).
+func milliCPUToShares(milli int64) int64 {
+	return min(max(milli*1024/1000, minShares), maxShares)
+}
 
 // containerResources maps requests and limits to the CRI's Linux resources.
 func containerResources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *runtimeapi.LinuxContainerResources {
@@ -67,9 +75,9 @@ func containerResources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *run
 	r := &runtimeapi.LinuxContainerResources{OomScoreAdj: oomScoreAdj(qos, c, memoryCapacity)}
 	cpuReq, cpuLim := c.Resources.Requests.Cpu(), c.Resources.Limits.Cpu()
 	if !cpuReq.IsZero() {
-		r.CpuShares = max(cpuReq.MilliValue()*1024/1000, minShares)
+		r.CpuShares = milliCPUToShares(cpuReq.MilliValue())
 	} else if !cpuLim.IsZero() {
-		r.CpuShares = max(cpuLim.MilliValue()*1024/1000, minShares)
+		r.CpuShares = milliCPUToShares(cpuLim.MilliValue())
 	} else {
 		r.CpuShares = minShares
 	}

@@ -63,6 +63,13 @@ func TestQOSClassAndResources(t *testing.T) {
 	if r := containerResources(huge, &huge.Spec.Containers[0], 1<<30); r.OomScoreAdj != 3 {
 		t.Errorf("burstable requesting all memory: oom_score_adj %d, want 3 (just above Guaranteed)", r.OomScoreAdj)
 	}
+	big := podWith(resources(map[v1.ResourceName]string{v1.ResourceCPU: "1000"}, nil))
+	if r := containerResources(big, &big.Spec.Containers[0], 1<<30); r.CpuShares != 262144 {
+		t.Errorf("1000 CPUs requested: cpu shares %d, want the kernel's most, 262144", r.CpuShares)
+	}
+	if r := podCgroupResources(big); r.CpuShares != 262144 {
+		t.Errorf("1000 CPUs requested: the pod cgroup's cpu shares %d, want 262144", r.CpuShares)
+	}
 	e := podWith(v1.ResourceRequirements{})
 	if r := containerResources(e, &e.Spec.Containers[0], 1<<30); r.OomScoreAdj != 1000 {
 		t.Errorf("best effort oom_score_adj %d", r.OomScoreAdj)

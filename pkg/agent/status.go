@@ -122,9 +122,11 @@ func podStatus(in planInput, a podActions, f statusFacts) v1.PodStatus {
 		// As kubelet reports an eviction or a shutdown: the pod failed, and why; the
 		// DisruptionTarget condition tells controllers it was the node.
 		st.Phase, st.Reason, st.Message = v1.PodFailed, in.evicted.Reason, in.evicted.Message
-		c := cond(v1.DisruptionTarget, true, "", "")
-		c.Reason, c.Message = "TerminationByKubelet", in.evicted.Message
-		st.Conditions = append(st.Conditions, c)
+		if !in.evicted.rejected {
+			c := cond(v1.DisruptionTarget, true, "", "")
+			c.Reason, c.Message = "TerminationByKubelet", in.evicted.Message
+			st.Conditions = append(st.Conditions, c)
+		}
 	}
 	return st
 }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-project/berth/pkg/admission"
 	"github.com/berth-project/berth/pkg/eviction"
 )
 
@@ -67,25 +68,11 @@ func resources(f machineFacts, maxPods int, hard []eviction.Threshold) (capacity
 		v1.ResourcePods:             *resource.NewQuantity(int64(maxPods), resource.DecimalSI),
 		v1.ResourceEphemeralStorage: *resource.NewQuantity(int64(f.ephemeralStorage), resource.BinarySI),
 	}
-	var huge int64
 	for size, pages := range f.hugePages {
 		name := v1.ResourceName(v1.ResourceHugePagesPrefix + resource.NewQuantity(int64(size)<<10, resource.BinarySI).String())
 		capacity[name] = *resource.NewQuantity(int64(size<<10*pages), resource.BinarySI)
-		huge += int64(size << 10 * pages)
 	}
-	reserved := func(s eviction.Signal, capacity int64) int64 {
-		for _, t := range hard {
-			if t.Signal == s && t.Hard {
-				return t.Limit(capacity)
-			}
-		}
-		return 0
-	}
-	allocatable = capacity.DeepCopy()
-	mem, storage := int64(f.memory), int64(f.ephemeralStorage)
-	allocatable[v1.ResourceMemory] = *resource.NewQuantity(max(mem-reserved(eviction.MemoryAvailable, mem)-huge, 0), resource.BinarySI)
-	allocatable[v1.ResourceEphemeralStorage] = *resource.NewQuantity(max(storage-reserved(eviction.NodeFsAvailable, storage), 0), resource.BinarySI)
-	return capacity, allocatable
+	return capacity, admission.Allocatable(capacity, hard)
 }
 
 // nodeFacts is what one status computation reads.

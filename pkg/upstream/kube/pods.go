@@ -10,12 +10,12 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/berth-project/berth/pkg/admission"
 	"github.com/berth-project/berth/pkg/eviction"
 	"github.com/berth-project/berth/pkg/upstream"
 )
@@ -114,8 +114,12 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 	var used v1.ResourceList
 	ports := map[string]string{}
 	allocatable := p.allocatable
+	// Static pods were admitted by the agent before any API pod.
 	p.mu.Lock()
-	count := len(p.static) // static pods run whatever the API says
+	count := len(p.static)
+	for _, s := range p.static {
+		used = admission.Add(used, s)
+	}
 	p.mu.Unlock()
 	var pressure nodePressure
 	if p.cfg.Pressure != nil {
@@ -132,7 +136,7 @@ func (p *Plugin) admit(apiPods []*v1.Pod) ([]*v1.Pod, []rejection) {
 			rejects = append(rejects, rejection{pod: pod, reason: reason, message: msg})
 			continue
 		}
-		used, count = addRequests(used, pod), count+1
+		used, count = admission.Add(used, pod), count+1
 		for _, hp := range hostPorts(pod) {
 			ports[hp] = pod.Namespace + "/" + pod.Name
 		}
@@ -153,9 +157,6 @@ type nodePressure struct{ memory, disk bool }
 
 // admissible says why the node cannot run pod, or "".
 func (p *Plugin) admissible(pod *v1.Pod, count int, used, allocatable v1.ResourceList, ports map[string]string, pressure nodePressure) (reason, message string) {
-	if most, ok := allocatable[v1.ResourcePods]; ok && int64(count) >= most.Value() {
-		return "OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", count, most.Value())
-	}
 	// As kubelet's eviction admission: under disk pressure no new pod, under
 	// memory pressure no BestEffort one unless it tolerates the
 	// memory-pressure taint; critical pods always.
@@ -181,15 +182,8 @@ func (p *Plugin) admissible(pod *v1.Pod, count int, used, allocatable v1.Resourc
 			return "NodePorts", fmt.Sprintf("node %s didn't have free ports for the requested pod ports: %s is used by pod %s", p.cfg.NodeName, hp, other)
 		}
 	}
-	want := addRequests(used, pod)
-	for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage} {
-		// As the scheduler: only what the pod asks for is checked.
-		w, have := want[r], allocatable[r]
-		if req := requestOf(pod, r); !req.IsZero() && w.Cmp(have) > 0 {
-			req, u := requestOf(pod, r), used[r]
-			return "OutOf" + string(r), fmt.Sprintf("Node didn't have enough resource: %s, requested: %s, used: %s, allocatable: %s",
-				r, req.String(), u.String(), have.String())
-		}
+	if reason, msg := admission.Fit(pod, count, used, allocatable); reason != "" {
+		return reason, msg
 	}
 	return "", ""
 }
@@ -246,39 +240,6 @@ func hostPorts(pod *v1.Pod) []string {
 				out = append(out, fmt.Sprintf("%s/%s:%d", proto, port.HostIP, port.HostPort))
 			}
 		}
-	}
-	return out
-}
-
-// requestOf is the pod's effective request: the larger of its app
-// containers' sum and its largest init container, as the scheduler counts.
-func requestOf(pod *v1.Pod, r v1.ResourceName) resource.Quantity {
-	var sum resource.Quantity
-	for _, c := range pod.Spec.Containers {
-		if q, ok := c.Resources.Requests[r]; ok {
-			sum.Add(q)
-		}
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if q, ok := c.Resources.Requests[r]; ok && q.Cmp(sum) > 0 {
-			sum = q.DeepCopy()
-		}
-	}
-	if q, ok := pod.Spec.Overhead[r]; ok {
-		sum.Add(q)
-	}
-	return sum
-}
-
-func addRequests(used v1.ResourceList, pod *v1.Pod) v1.ResourceList {
-	out := used.DeepCopy()
-	if out == nil {
-		out = v1.ResourceList{}
-	}
-	for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage} {
-		q := out[r]
-		q.Add(requestOf(pod, r))
-		out[r] = q
 	}
 	return out
 }

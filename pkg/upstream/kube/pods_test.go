@@ -68,7 +68,7 @@ func TestAdmit(t *testing.T) {
 		t.Errorf("desired %s", got)
 	}
 	want := map[string]string{
-		"late-big": "OutOfcpu: Node didn't have enough resource: cpu, requested: 1500m, used: 2500m, allocatable: 2",
+		"late-big": "OutOfcpu: Node didn't have enough resource: cpu, requested: 1500, used: 2500, capacity: 2000",
 		"web2":     "NodePorts: node n1 didn't have free ports for the requested pod ports: TCP/:8080 is used by pod ns/web",
 		"pvc":      `UnsupportedVolume: volume "data": its source is not supported by berth yet`,
 		"gvisor":   `UnsupportedRuntimeClass: runtime class "gvisor" is not available on node n1`,
@@ -92,6 +92,14 @@ func TestAdmit(t *testing.T) {
 	if len(rejects) != 1 || rejects[0].pod.Name != "c" || rejects[0].reason != "OutOfpods" ||
 		rejects[0].message != "Node didn't have enough resource: pods, requested: 1, used: 3, capacity: 3" {
 		t.Errorf("with maxPods 3 and a static pod: rejects %+v, want c refused OutOfpods", rejects)
+	}
+
+	// The static pods' requests are used too.
+	delete(p.allocatable, v1.ResourcePods)
+	p.StaticPods([]*v1.Pod{apiPod("static", 0, requests("1500m"))})
+	_, rejects = p.admit([]*v1.Pod{apiPod("d", 1, requests("1"))})
+	if len(rejects) != 1 || rejects[0].reason != "OutOfcpu" {
+		t.Errorf("next to a static pod asking 1.5 of 2 CPUs, a pod asking 1: rejects %+v, want OutOfcpu", rejects)
 	}
 }
 
