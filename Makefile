@@ -20,7 +20,7 @@ CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 TEST_FLAGS ?=
 
-.PHONY: all build deps node-deps run-deps test-deps run run-clean test unit e2e bench install uninstall lint clean kube-tools
+.PHONY: all build deps node-deps run-deps test-deps run run-clean test unit e2e bench install uninstall lint race clean kube-tools
 
 all: build
 
@@ -71,11 +71,18 @@ run-clean:
 # The kubernetes plugin's tests run a real etcd, kube-apiserver and
 # kube-controller-manager, built once from the Go module proxy by
 # test/kube/build.sh into a cache outside the repository.
-test: build test-deps lint
+test: build test-deps lint race
 	BERTH_KUBE_BIN=$$(bash test/kube/build.sh | tail -1) $(GO) test $(TEST_FLAGS) -count=1 -p 1 -timeout 20m ./...
 
 kube-tools:
 	bash test/kube/build.sh
+
+# race runs the unit tests of the packages with concurrency under the race
+# detector (its -short mode: the end-to-end tests run the real binaries).
+RACE_PKGS := ./pkg/agent ./pkg/probe ./pkg/podstatus ./pkg/events ./pkg/source ./pkg/eviction \
+	./cri/server ./cri/shim ./cri/store ./cri/image ./cri/crilog ./cri/streaming
+race:
+	$(GO) test -race -short -count=1 $(RACE_PKGS)
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -83,12 +90,15 @@ unit:
 bench: build test-deps
 	$(GO) run ./test/bench
 
-# lint fails on unformatted files, vet findings and staticcheck findings
-# (staticcheck is pinned in go.mod as a tool).
+# lint fails on unformatted files, vet findings, staticcheck findings
+# (staticcheck is pinned in go.mod as a tool) and vulnerabilities the code
+# calls in the modules it requires (test/vuln: govulncheck on a database
+# built offline; standard library ones are printed as warnings).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) run ./test/vuln
 
 # install puts what `make` built in place and says what it did; it builds
 # nothing and installs no compiler. Existing configuration (CNI, crictl)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
+	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berth-project/berth/cri/errdefs"
@@ -56,6 +57,9 @@ type Attachment struct {
 // Result is what Setup gives the sandbox.
 type Result struct {
 	IPs []string // pod IPs, primary first (IPv4 before IPv6)
+	// CNI is the pod network's result as the CNI specification spells it
+	// (interfaces, ips, routes, dns), for crictl inspectp.
+	CNI *current.Result
 }
 
 const (

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
-	cnitypes "github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/berth-project/berth/cri/errdefs"
@@ -50,7 +49,11 @@ func (m *Manager) Setup(ctx context.Context, a Attachment) (Result, error) {
 		err = classify(ctx, err, "set up network %q for sandbox %s: %w", list.Name, a.SandboxID, err)
 		return Result{}, m.undo(ctx, list, a, err)
 	}
-	ips, err := podIPs(res)
+	cur, err := current.NewResultFromResult(res)
+	var ips []string
+	if err == nil {
+		ips = podIPs(cur)
+	}
 	if err == nil && len(ips) == 0 {
 		err = fmt.Errorf("no IP address for %s", podIfName)
 	}
@@ -58,7 +61,7 @@ func (m *Manager) Setup(ctx context.Context, a Attachment) (Result, error) {
 		err = errdefs.FailedPrecondition("set up network %q for sandbox %s: result: %w", list.Name, a.SandboxID, err)
 		return Result{}, m.undo(ctx, list, a, err)
 	}
-	return Result{IPs: ips}, nil
+	return Result{IPs: ips, CNI: cur}, nil
 }
 
 // undo deletes a partial attachment after a failed Setup and returns the
@@ -144,11 +147,7 @@ func (a Attachment) runtimeConf(ifName, netnsPath string) *libcni.RuntimeConf {
 }
 
 // podIPs returns the addresses the result gives the pod side, IPv4 first.
-func podIPs(res cnitypes.Result) ([]string, error) {
-	r, err := current.NewResultFromResult(res)
-	if err != nil {
-		return nil, err
-	}
+func podIPs(r *current.Result) []string {
 	var ips []net.IP
 	for _, ipc := range r.IPs {
 		if i := ipc.Interface; i != nil && *i >= 0 && *i < len(r.Interfaces) && r.Interfaces[*i].Sandbox == "" {
@@ -163,7 +162,7 @@ func podIPs(res cnitypes.Result) ([]string, error) {
 	for i, ip := range ips {
 		out[i] = ip.String()
 	}
-	return out, nil
+	return out
 }
 
 func boolInt(b bool) int {

@@ -26,10 +26,7 @@ func TestPodIPs(t *testing.T) {
 			{Address: net.IPNet{IP: net.ParseIP("10.1.0.5").To4(), Mask: net.CIDRMask(24, 32)}},
 		},
 	}
-	got, err := podIPs(res)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := podIPs(res)
 	want := []string{"10.0.0.5", "10.1.0.5", "fd00::5"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("podIPs = %v, want %v", got, want)

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-project/berth/cri/atomicfile"
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/netns"
+	"github.com/berth-project/berth/cri/network"
 	"github.com/berth-project/berth/cri/oci"
 	"github.com/berth-project/berth/cri/shim"
 	"github.com/berth-project/berth/cri/store"
@@ -79,7 +80,12 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 
 	var ips []string
 	if !hostNetwork {
-		if ips, err = s.setupNetwork(ctx, &meta, &u); err != nil {
+		res, err := s.setupNetwork(ctx, &meta, &u)
+		if err != nil {
+			return nil, err
+		}
+		ips = res.IPs
+		if err := atomicfile.WriteJSON(filepath.Join(dir, cniResultFile), res.CNI); err != nil {
 			return nil, err
 		}
 	}
@@ -160,23 +166,23 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 
 // setupNetwork creates the pod's network namespace and attaches it to the
 // pod network, registering the undo steps.
-func (s *Service) setupNetwork(ctx context.Context, meta *store.SandboxMeta, u *undo) ([]string, error) {
+func (s *Service) setupNetwork(ctx context.Context, meta *store.SandboxMeta, u *undo) (network.Result, error) {
 	if err := s.network.Ready(); err != nil {
-		return nil, errdefs.FailedPrecondition("pod network is not ready: %v", err)
+		return network.Result{}, errdefs.FailedPrecondition("pod network is not ready: %v", err)
 	}
 	path, err := netns.New(filepath.Join(s.cfg.State, "netns"), meta.ID)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", meta.ID, err)
+		return network.Result{}, fmt.Errorf("sandbox %s: %w", meta.ID, err)
 	}
 	u.add(func(context.Context) { netns.Remove(path) })
 	meta.NetNS = path
 	att := attachment(meta)
 	res, err := s.network.Setup(ctx, att)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", meta.ID, err)
+		return network.Result{}, fmt.Errorf("sandbox %s: %w", meta.ID, err)
 	}
 	u.add(func(ctx context.Context) { s.network.Teardown(ctx, att) })
-	return res.IPs, nil
+	return res, nil
 }
 
 // checkTraversable: the root of a pod with its own user namespace is an

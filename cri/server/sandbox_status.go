@@ -28,7 +28,14 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 		if data, err := os.ReadFile(filepath.Join(s.store.SandboxDir(sb.Meta.ID), "config.json")); err == nil {
 			json.Unmarshal(data, &spec)
 		}
+		// The CNI plugins' result as the CNI specification spells it
+		// (containerd shows go-cni's digest of it under the same key).
+		var cniResult any
+		if data, err := os.ReadFile(filepath.Join(s.store.SandboxDir(sb.Meta.ID), cniResultFile)); err == nil {
+			json.Unmarshal(data, &cniResult)
+		}
 		info, _ := json.Marshal(map[string]any{
+			"cniResult":      cniResult,
 			"runtimeType":    runtimeType,
 			"runtimeOptions": s.runtimeOptions(),
 			"config":         sb.Config(),
@@ -44,6 +51,10 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 	}
 	return resp, nil
 }
+
+// cniResultFile, in a sandbox's record directory, keeps its pod
+// network's CNI result.
+const cniResultFile = "cni-result.json"
 
 // runtimeType names how berth runs containers in the verbose statuses
 // (containerd says io.containerd.runc.v2 there).

@@ -260,4 +260,19 @@ func TestVerboseInfoShapes(t *testing.T) {
 	if sb["config"] == nil || sbAnn["io.kubernetes.cri.container-type"] != "sandbox" || sbAnn["io.kubernetes.cri.sandbox-id"] != podID {
 		t.Errorf("sandbox info: config %v, spec annotations %v", sb["config"], sbAnn)
 	}
+	// The pod network's CNI result: its interfaces and the pod's address.
+	cni, _ := json.Marshal(sb["cniResult"])
+	var res struct {
+		Interfaces []struct{ Name, Sandbox string }
+		IPs        []struct{ Address string }
+	}
+	json.Unmarshal(cni, &res)
+	eth0 := false
+	for _, i := range res.Interfaces {
+		eth0 = eth0 || i.Name == "eth0" && i.Sandbox != ""
+	}
+	ip := e.podIP(podID)
+	if !eth0 || len(res.IPs) == 0 || !strings.HasPrefix(res.IPs[0].Address, ip+"/") {
+		t.Errorf("sandbox info: cniResult %s, want eth0 in the pod and its address %s", cni, ip)
+	}
 }
