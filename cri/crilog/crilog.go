@@ -81,6 +81,7 @@ func (l *Writer) write(records []byte) error {
 func (l *Writer) Copy(stream string, src io.Reader) error {
 	r := bufio.NewReaderSize(src, MaxLine)
 	var batch, stamp []byte
+	partial := false // the last record was P: only an F record ends its line
 	for {
 		line, err := r.ReadSlice('\n')
 		stamp = l.now().UTC().AppendFormat(stamp[:0], time.RFC3339Nano)
@@ -91,9 +92,12 @@ func (l *Writer) Copy(stream string, src io.Reader) error {
 				batch = appendRecord(batch, stamp, stream, false, line[:len(line)-1])
 			case errors.Is(err, bufio.ErrBufferFull):
 				batch = appendRecord(batch, stamp, stream, true, line)
-			case len(line) > 0:
+			case len(line) > 0 || partial:
+				// A trailing piece, or the end of a line that filled the
+				// buffer exactly: the last record must be final.
 				batch = appendRecord(batch, stamp, stream, false, line)
 			}
+			partial = errors.Is(err, bufio.ErrBufferFull)
 			// More whole lines already buffered go in the same write.
 			if err != nil || r.Buffered() == 0 || !bytes.Contains(peekAll(r), []byte{'\n'}) {
 				break

@@ -128,6 +128,12 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return nil // meaningless in an image archive
 		}
 	}
+	// The holes of a sparse entry read as zeros, so one block of archive
+	// can stand for terabytes of file. Image tools never write them (Go's
+	// archive/tar cannot), so they are refused rather than filled in.
+	if isSparse(hdr) {
+		return x.invalid(hdr.Name, "sparse files are not supported")
+	}
 	rel, ok := cleanName(hdr.Name)
 	if !ok {
 		return x.invalid(hdr.Name, "path leaves the target directory")
@@ -156,7 +162,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		x.checked[rel] = true
-	case tar.TypeReg, tar.TypeGNUSparse:
+	case tar.TypeReg:
 		if err := writeFile(target, r); err != nil {
 			return x.copyError(hdr.Name, err)
 		}
@@ -182,6 +188,20 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil
 	}
 	return x.applyMeta(target, hdr)
+}
+
+// isSparse reports a GNU sparse entry, in the old GNU header or in PAX
+// records (formats 0.0 to 1.0).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // dir returns the absolute path of the directory rel, checking that every

@@ -58,7 +58,7 @@ func hardlink(name, target string) entry {
 	return entry{name: name, typ: tar.TypeLink, link: target, mode: 0o644}
 }
 
-func tarBytes(t *testing.T, entries ...entry) []byte {
+func tarBytes(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -97,7 +97,7 @@ func tarBytes(t *testing.T, entries ...entry) []byte {
 }
 
 // layerOf is a gzip-compressed layer of the entries, as registries ship.
-func layerOf(t *testing.T, entries ...entry) v1.Layer {
+func layerOf(t testing.TB, entries ...entry) v1.Layer {
 	t.Helper()
 	b := tarBytes(t, entries...)
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
@@ -109,7 +109,7 @@ func layerOf(t *testing.T, entries ...entry) v1.Layer {
 	return l
 }
 
-func buildImage(t *testing.T, cfg v1.Config, layers ...v1.Layer) v1.Image {
+func buildImage(t testing.TB, cfg v1.Config, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
@@ -152,7 +152,7 @@ func diffIDs(t *testing.T, img v1.Image) []string {
 
 // writeDockerArchive writes a `docker save`-style archive. Tags become
 // RepoTags; a digest reference includes the image without a tag.
-func writeDockerArchive(t *testing.T, images map[string]v1.Image) string {
+func writeDockerArchive(t testing.TB, images map[string]v1.Image) string {
 	t.Helper()
 	refs := map[name.Reference]v1.Image{}
 	for r, img := range images {
@@ -170,7 +170,7 @@ func writeDockerArchive(t *testing.T, images map[string]v1.Image) string {
 }
 
 // writeOCIArchive builds an OCI layout with fill and tars it up.
-func writeOCIArchive(t *testing.T, fill func(layout.Path) error) string {
+func writeOCIArchive(t testing.TB, fill func(layout.Path) error) string {
 	t.Helper()
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
@@ -184,7 +184,7 @@ func writeOCIArchive(t *testing.T, fill func(layout.Path) error) string {
 }
 
 // tarDir writes the tree at dir as a tar file and returns its path.
-func tarDir(t *testing.T, dir string) string {
+func tarDir(t testing.TB, dir string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "oci.tar")
 	f, err := os.Create(out)
@@ -234,7 +234,7 @@ func tarDir(t *testing.T, dir string) string {
 
 // writeRawArchive writes a tar whose entries the test spells out, for
 // archives go-containerregistry would refuse to produce.
-func writeRawArchive(t *testing.T, entries ...entry) string {
+func writeRawArchive(t testing.TB, entries ...entry) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "raw.tar")
 	if err := os.WriteFile(path, tarBytes(t, entries...), 0o600); err != nil {

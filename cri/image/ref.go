@@ -38,10 +38,16 @@ func NormalizeRef(ref string) (string, error) {
 		registry = "docker.io"
 	}
 	base := registry + "/" + r.Context().RepositoryStr()
+	norm := base + ":" + r.Identifier()
 	if d, ok := r.(name.Digest); ok {
-		return base + "@" + d.DigestStr(), nil
+		norm = base + "@" + d.DigestStr()
 	}
-	return base + ":" + r.Identifier(), nil
+	// Qualifying can make a name too long ("library/" is added): refuse
+	// it now rather than store a name that no later lookup can parse.
+	if _, err := name.ParseReference(norm, name.StrictValidation); err != nil {
+		return "", errdefs.InvalidArgument("invalid image reference %q: as %s: %v", ref, norm, err)
+	}
+	return norm, nil
 }
 
 // refKind says how a ref matched, which decides what Remove removes.

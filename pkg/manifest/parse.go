@@ -74,7 +74,9 @@ func parse(name string, data []byte, nodeName string, from origin) ([]*v1.Pod, e
 			seen[key] = i
 		}
 		for _, err := range docErrs {
-			errs = append(errs, fmt.Errorf("%s%w", prefix, err))
+			// One problem a line: a key the file spells with a newline
+			// must not start a line of its own.
+			errs = append(errs, fmt.Errorf("%s%s", prefix, strings.ReplaceAll(err.Error(), "\n", `\n`)))
 		}
 		pods = append(pods, pod)
 	}
