@@ -20,7 +20,7 @@ CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 TEST_FLAGS ?=
 
-.PHONY: all build deps node-deps run-deps test-deps run run-clean test unit e2e bench install uninstall lint race clean kube-tools
+.PHONY: all build deps node-deps run-deps test-deps run run-clean test unit e2e bench install uninstall lint race fuzz chaos clean kube-tools
 
 all: build
 
@@ -73,9 +73,23 @@ run-clean:
 # test/kube/build.sh into a cache outside the repository.
 test: build test-deps lint race
 	BERTH_KUBE_BIN=$$(bash test/kube/build.sh | tail -1) $(GO) test $(TEST_FLAGS) -count=1 -p 1 -timeout 20m ./...
+	GO=$(GO) bash test/fuzz/run.sh $(FUZZ_SHORT)
 
 kube-tools:
 	bash test/kube/build.sh
+
+# fuzz runs every fuzz target (test/fuzz/run.sh finds them) for FUZZTIME
+# each; make test runs them for FUZZ_SHORT, and go test ./... replays
+# their seed corpora. chaos runs test/chaos for CHAOS_ROUNDS rounds (make
+# test runs 20); CHAOS_SEED replays a run.
+FUZZ_SHORT   ?= 3s
+FUZZTIME     ?= 2m
+CHAOS_ROUNDS ?= 300
+CHAOS_SEED   ?= 0
+fuzz:
+	GO=$(GO) bash test/fuzz/run.sh $(FUZZTIME)
+chaos: build test-deps
+	$(GO) test -count=1 -v -timeout 0 ./test/chaos -run TestChaos -chaos.rounds $(CHAOS_ROUNDS) -chaos.seed $(CHAOS_SEED)
 
 # race runs the unit tests of the packages with concurrency under the race
 # detector (its -short mode: the end-to-end tests run the real binaries).

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/berth-project/berth/cri/errdefs"
 )
@@ -27,10 +28,11 @@ type Runc struct {
 
 // State is the subset of `runc state` berth uses.
 type State struct {
-	ID     string `json:"id"`
-	Pid    int    `json:"pid"`
-	Status string `json:"status"` // creating, created, running, paused, stopped
-	Bundle string `json:"bundle"`
+	ID      string    `json:"id"`
+	Pid     int       `json:"pid"`
+	Status  string    `json:"status"` // creating, created, running, paused, stopped
+	Bundle  string    `json:"bundle"`
+	Created time.Time `json:"created"`
 }
 
 // Command returns a runc command with berth's global flags. runc's own log

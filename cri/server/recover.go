@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"path/filepath"
+	"time"
 
 	"github.com/berth-project/berth/cri/atomicfile"
 	"github.com/berth-project/berth/cri/image"
@@ -45,11 +46,38 @@ func (s *Service) recover(ctx context.Context) {
 	}
 	running := 0
 	for _, c := range s.store.Containers() {
+		if c.Status().State == store.ContainerCreated {
+			s.recoverStarted(ctx, c)
+		}
 		if s.containerStatus(ctx, c).State == store.ContainerRunning {
 			running++
 		}
 	}
 	s.log.Info("runtime state recovered", "sandboxes", len(s.store.Sandboxes()), "containers", len(s.store.Containers()), "running", running, "cleaned", len(incomplete))
+}
+
+// recoverStarted finds a container that its shim started as berthd
+// stopped: StartContainer records Running only once the shim answered,
+// so the record says created while runc has it running. It is recorded
+// running, and its exit is then collected as any other's; a container
+// the shim never got to start stays created.
+func (s *Service) recoverStarted(ctx context.Context, c *store.Container) {
+	st, err := s.cfg.Runc.State(ctx, c.Meta.ID)
+	if err != nil || st.Status != "running" || st.Pid <= 0 {
+		return
+	}
+	started := st.Created
+	if started.IsZero() {
+		started = time.Now()
+	}
+	if err := c.Update(func(cs *store.ContainerStatus) error {
+		cs.State, cs.Pid, cs.StartedAt = store.ContainerRunning, st.Pid, started.UnixNano()
+		return nil
+	}); err != nil {
+		s.log.Error("record a container started as berthd stopped", "container", c.Meta.ID, "error", err)
+		return
+	}
+	s.log.Warn("container was started as berthd stopped: recovered as running", "container", c.Meta.ID, "pid", st.Pid)
 }
 
 // undoSandbox removes what a half-created sandbox may have left, found by

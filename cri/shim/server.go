@@ -39,7 +39,11 @@ type Server struct {
 	exits map[int]func(unix.WaitStatus) // what to do when a pid we wait for exits: container inits and exec'd processes
 	byID  map[string]*container
 	early map[int]unix.WaitStatus // exits seen before their pid was registered
-	stop  chan struct{}
+	// starting are the runs in flight, each closed once its container is
+	// in byID or its run failed: a wait that comes first (berthd,
+	// restarted while its StartContainer waited) waits for it.
+	starting map[string]chan struct{}
+	stop     chan struct{}
 }
 
 // container is one container created by this shim.
@@ -69,7 +73,9 @@ func NewServer(r *runc.Runc, log *slog.Logger) *Server {
 		exits: map[int]func(unix.WaitStatus){},
 		byID:  map[string]*container{},
 		early: map[int]unix.WaitStatus{},
-		stop:  make(chan struct{}),
+
+		starting: map[string]chan struct{}{},
+		stop:     make(chan struct{}),
 	}
 	s.reaper = newReaper(s.onExit)
 	return s
@@ -223,6 +229,16 @@ func (s *Server) run(req Request) (int, error) {
 	}
 	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles,
 		stdinOnce: req.StdinOnce, exited: make(chan struct{})}
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.starting[req.ID] = done
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.starting, req.ID)
+		s.mu.Unlock()
+		close(done)
+	}()
 	if req.LogPath != "" {
 		f, err := crilog.OpenFile(req.LogPath, req.LogMaxSize, req.LogMaxFiles, nil)
 		if err != nil {
@@ -234,6 +250,12 @@ func (s *Server) run(req Request) (int, error) {
 	if err != nil {
 		if c.logFile != nil {
 			c.logFile.Close()
+		}
+		// runc may have made the container, or started it, before it
+		// failed (killed half-way): none may outlive the failure, also
+		// when berthd, which would remove it, is not there to hear of it.
+		if derr := s.runc.Delete(context.Background(), req.ID, true); derr != nil {
+			err = fmt.Errorf("%w (and removing what runc left: %v)", err, derr)
 		}
 		return 0, err
 	}
@@ -435,12 +457,6 @@ func (c *container) exitedNow() bool {
 
 // wait blocks until container id has exited or the caller hangs up.
 func (s *Server) wait(conn net.Conn, id string) (*Exit, error) {
-	s.mu.Lock()
-	c, ok := s.byID[id]
-	s.mu.Unlock()
-	if !ok {
-		return nil, errdefs.NotFound("container %s: not created by this shim", id)
-	}
 	gone := make(chan struct{})
 	go func() {
 		// The client sends nothing more; a read returns when it hangs up.
@@ -448,6 +464,23 @@ func (s *Server) wait(conn net.Conn, id string) (*Exit, error) {
 		conn.Read(b[:])
 		close(gone)
 	}()
+	s.mu.Lock()
+	c, ok := s.byID[id]
+	pending := s.starting[id]
+	s.mu.Unlock()
+	if !ok && pending != nil {
+		select {
+		case <-pending:
+		case <-gone:
+			return nil, errors.New("client went away")
+		}
+		s.mu.Lock()
+		c, ok = s.byID[id]
+		s.mu.Unlock()
+	}
+	if !ok {
+		return nil, errdefs.NotFound("container %s: not created by this shim", id)
+	}
 	select {
 	case <-c.exited:
 		s.mu.Lock()

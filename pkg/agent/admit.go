@@ -44,7 +44,7 @@ func (m *Manager) admitLocked(ctx context.Context, want map[string]*v1.Pod) (map
 	if len(candidates) == 0 {
 		return nil, nil
 	}
-	running, err := m.runningUIDs(ctx)
+	running, err := m.runningUIDs(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +89,14 @@ func (m *Manager) forgetAdmittedLocked(want map[string]*v1.Pod) {
 	}
 }
 
-// runningUIDs are the pod versions the runtime has a sandbox of.
-func (m *Manager) runningUIDs(ctx context.Context) (map[types.UID]bool, error) {
-	resp, err := m.cfg.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
-		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelManaged: "true"}},
-	})
+// runningUIDs are the pod versions the runtime has a sandbox of; the
+// agent's only, or (all) any client's.
+func (m *Manager) runningUIDs(ctx context.Context, all bool) (map[types.UID]bool, error) {
+	filter := &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelManaged: "true"}}
+	if all {
+		filter = nil
+	}
+	resp, err := m.cfg.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: filter})
 	if err != nil {
 		return nil, err
 	}

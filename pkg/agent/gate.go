@@ -150,7 +150,7 @@ func viewOf(p *v1.Pod, st v1.PodStatus) runningView {
 // gatePath is where a pod's record lives; names are DNS labels and
 // subdomains, so they make safe file names.
 func (m *Manager) gatePath(namespace, name string) string {
-	return filepath.Join(m.cfg.PodDir, "gates", namespace+"_"+name+".json")
+	return filepath.Join(m.cfg.PodDir, gatesDir, namespace+"_"+name+".json")
 }
 
 func (m *Manager) loadGate(namespace, name string) (gateRecord, error) {
@@ -191,3 +191,6 @@ func (m *Manager) saveGate(namespace, name string, rec gateRecord) error {
 	}
 	return renameio.WriteFile(path, data, 0o600)
 }
+
+// gatesDir, below PodDir, holds the gate records.
+const gatesDir = "gates"

@@ -299,6 +299,20 @@ func (m *Manager) Run(ctx context.Context) {
 		defer m.wg.Done()
 		m.prober.Run(ctx)
 	}()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := m.clock.NewTicker(sweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C():
+				m.sweepOrphans(ctx)
+			}
+		}
+	}()
 	retry := time.Second
 	for ctx.Err() == nil {
 		err := m.followEvents(ctx)

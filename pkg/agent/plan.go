@@ -507,8 +507,11 @@ func (a *podActions) keepRunning(in planInput, c *v1.Container, cur *containerOb
 func (a *podActions) restart(in planInput, c *v1.Container, kind containerKind, order int, insts []*containerObs, cur *containerObs) bool {
 	if cur != nil && !cur.exited() {
 		// Created but never started (the agent stopped in between): it
-		// goes, and the next pass starts a new instance.
+		// goes, and a new instance numbered after it starts now. The
+		// number names the log file, which the old one may have written
+		// to if its start was under way as berthd stopped.
 		a.removeContainers = append(a.removeContainers, cur.id)
+		a.start = append(a.start, containerStart{container: c, kind: kind, order: order, attempt: insts[0].attempt + 1, step: cur.backoffStep})
 		a.waiting[c.Name] = v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 		return true
 	}

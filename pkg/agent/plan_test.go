@@ -553,8 +553,8 @@ func TestPlanGarbageCollection(t *testing.T) {
 		t.Errorf("remove sandboxes %v", a.removeSandboxes)
 	}
 	w = newWorld(testPod()).sandbox("s1", true, 0, time.Hour).ctr("c1", "app", "s1", 0, state(created))
-	if a := plan(w.input()); !slices.Equal(a.removeContainers, []string{"c1"}) || len(a.start) != 0 {
-		t.Errorf("created but never started: remove %v start %v", a.removeContainers, startNames(a))
+	if a := plan(w.input()); !slices.Equal(a.removeContainers, []string{"c1"}) || len(a.start) != 1 || a.start[0].attempt != 1 {
+		t.Errorf("created but never started: remove %v start %+v, want c1 removed and attempt 1 started", a.removeContainers, a.start)
 	}
 }
 

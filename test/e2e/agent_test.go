@@ -637,3 +637,44 @@ func TestStaticPodValidationErrors(t *testing.T) {
 		t.Errorf("%d pods from one valid manifest", len(list.Items))
 	}
 }
+
+// What a crash of berthd between making a pod version's cgroup, volumes
+// and log directory and creating its sandbox leaves is found and removed
+// (kubelet's housekeeping does the same); what belongs to a pod the
+// runtime has, the agent's or not, stays.
+func TestOrphansSwept(t *testing.T) {
+	e := newEnv(t)
+	live := e.podConfig("live")
+	e.runPod(live)
+	if err := os.MkdirAll(live.LogDirectory, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const uid = "0badc0de0badc0de0badc0de0badc0de"
+	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + e.d.CgroupRoot + "/besteffort")
+	if len(cgroups) == 0 {
+		t.Fatalf("no QoS cgroup %s/besteffort", e.d.CgroupRoot)
+	}
+	orphans := []string{
+		filepath.Join(e.d.Root, "pods", uid, "volumes", "kubernetes.io~empty-dir", "data"),
+		filepath.Join(e.d.LogDir, "default_ghost-"+e.d.NodeName+"_"+uid, "main"),
+	}
+	for _, c := range cgroups {
+		orphans = append(orphans, filepath.Join(c, "pod"+uid))
+	}
+	for _, dir := range orphans {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, "the orphaned pod version's cgroups, volumes and logs removed", func() bool {
+		for _, dir := range orphans {
+			if _, err := os.Stat(dir); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := os.Stat(live.LogDirectory); err != nil {
+		t.Errorf("the log directory of a pod the runtime has went: %v", err)
+	}
+}

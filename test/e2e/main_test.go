@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,11 @@ const busybox = "berth.test/busybox:1"
 var imageArchive string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: skipped in -short (make unit); make test runs it")
+		os.Exit(0)
+	}
 	if os.Geteuid() != 0 {
 		fmt.Println("e2e: skipped, the end-to-end tests need root")
 		os.Exit(0)

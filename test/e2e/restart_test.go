@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,8 +11,11 @@ import (
 	"syscall"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-project/berth/test/harness"
 	"github.com/berth-project/berth/test/testutil"
 )
 
@@ -176,4 +181,73 @@ func isZombie(pid int) bool {
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
+}
+
+// slowRunc is a runc that, once told (a flag file), blocks for a while
+// after it created and started a container, as if berthd were killed
+// while StartContainer waited for it.
+const slowRunc = `#!/bin/sh
+case " $* " in
+*" run "*)
+	if rm %[1]s 2>/dev/null; then
+		%[2]s "$@"; rc=$?
+		touch %[1]s.started
+		sleep 3
+		exit $rc
+	fi;;
+esac
+exec %[2]s "$@"
+`
+
+// A container whose start was under way when berthd was killed is found
+// running afterwards (the record said created): berth reports it, its
+// PID and its exit, and does not start it a second time.
+func TestRestartDuringStartContainer(t *testing.T) {
+	var flag string
+	e := newEnvWith(t, func(d *harness.Daemon) {
+		dir := t.TempDir()
+		flag = filepath.Join(dir, "slow")
+		wrapper := filepath.Join(dir, "runc")
+		if err := os.WriteFile(wrapper, fmt.Appendf(nil, slowRunc, flag, filepath.Join(d.Bin, "runc")), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		d.AddArgs("--runc", wrapper)
+	})
+	pod := e.podConfig("slowstart")
+	podID := e.runPod(pod)
+	cfg := containerConfig("app", []string{"sh", "-c", "echo started; exec sleep 3600"})
+	id := e.create(podID, pod, cfg)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go e.rt.StartContainer(context.Background(), &runtimeapi.StartContainerRequest{ContainerId: id})
+	testutil.Eventually(t, "runc to have started the container", func() bool {
+		_, err := os.Stat(flag + ".started")
+		return err == nil
+	})
+	e.restart()
+
+	st := e.status(id)
+	if st.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING || st.GetStartedAt() == 0 {
+		t.Fatalf("after a restart during its start the container is %s (started at %d), want running", st.GetState(), st.GetStartedAt())
+	}
+	pid := e.pid(id)
+	if !processAlive(pid) {
+		t.Errorf("reported pid %d is not alive", pid)
+	}
+	if out := e.mustExec(id, "echo", "ok"); strings.TrimSpace(out) != "ok" {
+		t.Errorf("exec in the recovered container: %q", out)
+	}
+	if _, err := e.rt.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("a second StartContainer: %v, want FailedPrecondition", err)
+	}
+	e.stop(id, 1)
+	st = e.waitExited(id)
+	if st.GetExitCode() != 137 && st.GetExitCode() != 143 || st.GetReason() == "StartError" {
+		t.Errorf("stopped: exit %d (%s), want killed by the stop", st.GetExitCode(), st.GetReason())
+	}
+	data, _ := os.ReadFile(st.GetLogPath())
+	if n := strings.Count(string(data), "started"); n != 1 {
+		t.Errorf("the log says started %d times:\n%s", n, data)
+	}
 }

@@ -247,6 +247,9 @@ func (d *Daemon) Cleanup() error {
 	if link, err := netlink.LinkByName(d.Bridge); err == nil {
 		netlink.LinkDel(link)
 	}
+	if err := removeRules(d.Network); err != nil {
+		errs = append(errs, err)
+	}
 	if err := os.RemoveAll(d.Dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -277,13 +280,29 @@ func awaitAnswer(ctx context.Context, name, socket, log string, exited <-chan st
 }
 
 // removeCgroupTree removes the cgroup name (and what is below it) from
-// every hierarchy, deepest first; cgroup directories go with rmdir.
+// every hierarchy, deepest first; cgroup directories go with rmdir. What
+// still runs there (containers of a run that failed half-way, whose shims
+// are gone) is killed first.
 func removeCgroupTree(name string) error {
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
 	if _, err := os.Stat("/sys/fs/cgroup/" + name); err == nil {
 		roots = append(roots, "/sys/fs/cgroup/"+name)
 	}
+	killed := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		pids := cgroupProcs(roots)
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		killed = true
+	}
 	var errs []error
+	if killed {
+		errs = append(errs, fmt.Errorf("processes were left in cgroup %s (killed)", name))
+	}
 	for _, root := range roots {
 		var dirs []string
 		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
@@ -299,6 +318,27 @@ func removeCgroupTree(name string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cgroupProcs lists the processes in the cgroup trees below roots.
+func cgroupProcs(roots []string) []int {
+	var pids []int
+	for _, root := range roots {
+		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.Name() != "cgroup.procs" {
+				return nil
+			}
+			data, _ := os.ReadFile(p)
+			for _, f := range strings.Fields(string(data)) {
+				var pid int
+				if _, err := fmt.Sscan(f, &pid); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return pids
 }
 
 // waitNoAgentPods waits until the agent has removed all its sandboxes.

@@ -23,6 +23,7 @@ type CountingProxy struct {
 
 	mu       sync.Mutex
 	blobGets map[string]int // blob digest → GET requests
+	stall    chan struct{}  // closed to let stalled blob GETs go; nil: none stall
 }
 
 // blobPath matches GET /v2/<repository>/blobs/<digest>.
@@ -48,7 +49,15 @@ func (r *Registry) StartCountingProxy() (*CountingProxy, error) {
 		if m := blobPath.FindStringSubmatch(req.URL.Path); m != nil && req.Method == http.MethodGet {
 			p.mu.Lock()
 			p.blobGets[m[1]]++
+			stall := p.stall
 			p.mu.Unlock()
+			if stall != nil {
+				select {
+				case <-stall:
+				case <-req.Context().Done():
+					return
+				}
+			}
 		}
 		rp.ServeHTTP(w, req)
 	})}
@@ -62,6 +71,26 @@ func (p *CountingProxy) BlobGets() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return maps.Clone(p.blobGets)
+}
+
+// Stall holds every blob download from now on, as a registry that
+// stopped sending would, until Release.
+func (p *CountingProxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stall == nil {
+		p.stall = make(chan struct{})
+	}
+}
+
+// Release lets the stalled blob downloads go on.
+func (p *CountingProxy) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stall != nil {
+		close(p.stall)
+		p.stall = nil
+	}
 }
 
 // Close stops the proxy and waits for its server to end.

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// sweepInterval is how often sweepOrphans runs: a directory listing and
+// a ListPodSandbox.
+const sweepInterval = 10 * time.Second
+
+// sweepOrphans removes what the agent keeps outside the runtime for pod
+// versions that are neither wanted nor in the runtime: their cgroups,
+// volume directories and log directories. A worker cleans these up when
+// it tears a version down; a crash of berthd between making them and
+// creating the version's sandbox leaves them with nothing that would, as
+// kubelet's housekeeping knows. What is on disk is listed before what is
+// active, so that a version made meanwhile is seen as wanted.
+func (m *Manager) sweepOrphans(ctx context.Context) {
+	m.mu.Lock()
+	adopted := m.adopted
+	m.mu.Unlock()
+	if !adopted {
+		return // until then the runtime's pods may still be claimed
+	}
+	onDisk := map[types.UID][]func(){}
+	for uid, remove := range m.podCgroups() {
+		onDisk[uid] = append(onDisk[uid], remove)
+	}
+	if m.cfg.PodDir != "" {
+		entries, _ := os.ReadDir(m.cfg.PodDir)
+		for _, e := range entries {
+			if uid := types.UID(e.Name()); e.IsDir() && e.Name() != gatesDir {
+				onDisk[uid] = append(onDisk[uid], func() {
+					if err := m.removeVolumes(uid); err != nil {
+						m.cfg.Log.Warn("remove an orphaned pod's volumes", "uid", uid, "err", err)
+					}
+				})
+			}
+		}
+	}
+	if m.cfg.LogDir != "" {
+		entries, _ := os.ReadDir(m.cfg.LogDir)
+		for _, e := range entries {
+			f := strings.Split(e.Name(), "_")
+			if !e.IsDir() || len(f) != 3 {
+				continue
+			}
+			dir := filepath.Join(m.cfg.LogDir, e.Name())
+			onDisk[types.UID(f[2])] = append(onDisk[types.UID(f[2])], func() {
+				m.unlinkPodLogs(f[1], f[0], dir)
+				m.removeLogs(dir)
+			})
+		}
+	}
+	if len(onDisk) == 0 {
+		return
+	}
+	// Any client's: a crictl pod may log below LogDir too.
+	active, err := m.runningUIDs(ctx, true)
+	if err != nil {
+		return // asked again at the next sweep
+	}
+	m.mu.Lock()
+	for _, w := range m.workers {
+		if p := w.desired(); p != nil {
+			active[p.UID] = true
+		}
+	}
+	m.mu.Unlock()
+	for uid, removes := range onDisk {
+		if active[uid] {
+			continue
+		}
+		m.cfg.Log.Info("removing what an orphaned pod version left", "uid", uid)
+		for _, remove := range removes {
+			remove()
+		}
+	}
+}
+
+// podCgroups are the pod cgroups below the QoS hierarchy, by UID, each
+// with its removal.
+func (m *Manager) podCgroups() map[types.UID]func() {
+	if m.cfg.CgroupRoot == "" || m.cfg.SystemdCgroups {
+		return nil
+	}
+	mnt, err := cgroups.FindCgroupMountpoint("", "memory")
+	if cgroups.IsCgroup2UnifiedMode() {
+		mnt, err = "/sys/fs/cgroup", nil
+	}
+	if err != nil {
+		return nil
+	}
+	out := map[types.UID]func(){}
+	root := "/" + path.Clean(m.cfg.CgroupRoot)
+	for _, parent := range []string{root, root + "/burstable", root + "/besteffort"} {
+		entries, _ := os.ReadDir(filepath.Join(mnt, parent))
+		for _, e := range entries {
+			if uid, ok := strings.CutPrefix(e.Name(), "pod"); ok && e.IsDir() {
+				out[types.UID(uid)] = func() {
+					if err := m.removePodCgroup(types.UID(uid)); err != nil {
+						m.cfg.Log.Warn("remove an orphaned pod cgroup", "uid", uid, "err", err)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
