@@ -21,6 +21,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/cgroups/systemd"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -65,6 +66,11 @@ func run() error {
 		return err
 	}
 	warnings = append(fileWarnings, warnings...)
+	if w, err := cfg.ResolveCgroupDriver(systemd.IsRunningSystemd()); err != nil {
+		return err
+	} else if w != "" {
+		warnings = append(warnings, w)
+	}
 	if cfg.FailSwapOn {
 		if err := refuseSwap("/proc/swaps"); err != nil {
 			return err
@@ -157,7 +163,7 @@ func flagSet(c *config.Config) (fs *flag.FlagSet, configFile, configDir *string)
 		return nil
 	})
 	fs.StringVar(&c.CNIConfDir, "cni-conf-dir", c.CNIConfDir, "CNI network configuration directory")
-	fs.StringVar(&c.CgroupDriver, "cgroup-driver", c.CgroupDriver, "cgroupfs or systemd")
+	fs.StringVar(&c.CgroupDriver, "cgroup-driver", c.CgroupDriver, "cgroupfs or systemd (default: systemd where systemd runs the host, else cgroupfs)")
 	fs.StringVar(&c.PodCIDR, "pod-cidr", c.PodCIDR, "pod CIDR; writes the default pod network when none is configured")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.RegistryConfig, "registry-config", c.RegistryConfig, "registry configuration file (mirrors, plain HTTP, CAs), YAML or JSON")
@@ -307,6 +313,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Exec:           execHelper(cfg.ExecBinary),
 		Runc:           &runc.Runc{Binary: cfg.RuncBinary, Root: filepath.Join(cfg.State, "runc"), SystemdCgroup: cfg.CgroupDriver == "systemd"},
 		CgroupDriver:   cgroup.Driver(cfg.CgroupDriver),
+		ShimScopes:     systemd.IsRunningSystemd(),
 		MinOOMScoreAdj: minOOM,
 		CNIConfDir:     cfg.CNIConfDir,
 		Streaming:      streaming.Config{Listener: streamListener},

@@ -132,16 +132,19 @@ func hierarchies() []string {
 
 // Missing returns the directories of parent (relative, outermost first)
 // that do not exist yet in the memory hierarchy (or the unified one):
-// those berth creates through runc and must remove again.
+// those berth creates through runc and must remove again. With the
+// systemd driver there are none: systemd makes the slices a scope names,
+// they are its units, and removing their directories behind its back
+// would leave it a unit without a cgroup (containerd leaves them too).
 func (d Driver) Missing(parent string) []string {
+	if d == Systemd {
+		return nil
+	}
 	root := Mountpoint
 	if !Unified() {
 		root = filepath.Join(Mountpoint, "memory")
 	}
 	dir := d.Dir(parent)
-	if d == Systemd {
-		dir = expandSlice(parent)
-	}
 	var missing []string
 	for p := filepath.Clean(dir); p != "/" && p != "."; p = filepath.Dir(p) {
 		if _, err := os.Stat(filepath.Join(root, p)); os.IsNotExist(err) {

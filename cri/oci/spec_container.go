@@ -31,6 +31,10 @@ type ContainerInput struct {
 	// NetNSPath is the pod's network namespace; "" when network is NODE.
 	NetNSPath   string
 	CgroupsPath string
+	// CgroupNamespace gives an unprivileged container a cgroup namespace
+	// of its own, in which its cgroup is the root (on cgroup v2, where
+	// containerd does so too).
+	CgroupNamespace bool
 	// Host files bound at /etc/resolv.conf, /etc/hosts, /etc/hostname and
 	// /dev/shm ("" = none; for ShmPath: the host's /dev/shm when IPC is NODE).
 	ResolvConf, Hosts, HostnameFile, ShmPath string
@@ -78,6 +82,9 @@ func ContainerSpec(in ContainerInput) (*specs.Spec, error) {
 	if spec.Linux.Namespaces, err = containerNamespaces(modes, in.NetNSPath, in.SandboxPID, in.TargetPID); err != nil {
 		return nil, err
 	}
+	if in.CgroupNamespace && !privileged {
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
 	if err := containerMounts(spec, in, modes, privileged); err != nil {
 		return nil, err
 	}
@@ -86,6 +93,13 @@ func ContainerSpec(in ContainerInput) (*specs.Spec, error) {
 	}
 	if err := applyResources(spec, cfg.GetLinux().GetResources(), in.MinOOMScoreAdj, "linux.resources"); err != nil {
 		return nil, err
+	}
+	if spec.Linux.Resources.Pids == nil {
+		// No task limit but the pod's: under the systemd driver a scope
+		// would otherwise get systemd's DefaultTasksMax (15 % of the
+		// kernel's), which no pod asked for.
+		unlimited := int64(-1)
+		spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: &unlimited}
 	}
 	return spec, nil
 }

@@ -311,3 +311,26 @@ func TestContainerSpecIDMappedMount(t *testing.T) {
 	}))
 	wantInvalid(t, err, "mounts[0]", "gid_mappings")
 }
+
+// TestContainerSpecCgroupNamespaceAndPids: on cgroup v2 an unprivileged
+// container gets a cgroup namespace, a privileged one keeps the node's;
+// neither gets a task limit it did not ask for (a systemd scope would
+// otherwise get systemd's DefaultTasksMax).
+func TestContainerSpecCgroupNamespaceAndPids(t *testing.T) {
+	cgroupNS := func(in *ContainerInput) { in.CgroupNamespace = true }
+	s := mustContainerSpec(t, containerInput(t, cgroupNS))
+	if !slices.Contains(nsList(s.Linux.Namespaces), "cgroup") {
+		t.Errorf("unprivileged on cgroup v2: namespaces %v, want a cgroup namespace", nsList(s.Linux.Namespaces))
+	}
+	if p := s.Linux.Resources.Pids; p == nil || p.Limit == nil || *p.Limit != -1 {
+		t.Errorf("pids = %+v, want limit -1 (none)", p)
+	}
+	s = mustContainerSpec(t, containerInput(t, privileged, cgroupNS))
+	if slices.Contains(nsList(s.Linux.Namespaces), "cgroup") {
+		t.Errorf("privileged: namespaces %v, want the node's cgroup namespace", nsList(s.Linux.Namespaces))
+	}
+	s = mustContainerSpec(t, containerInput(t))
+	if slices.Contains(nsList(s.Linux.Namespaces), "cgroup") {
+		t.Errorf("cgroup v1: namespaces %v, want no cgroup namespace", nsList(s.Linux.Namespaces))
+	}
+}

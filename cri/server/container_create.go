@@ -14,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-project/berth/cri/atomicfile"
+	"github.com/berth-project/berth/cri/cgroup"
 	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/oci"
@@ -102,22 +103,23 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 
 	cgroupsPath := s.cfg.CgroupDriver.Path(sb.Meta.CgroupParent, id)
 	spec, err := oci.ContainerSpec(oci.ContainerInput{
-		ID:             id,
-		SandboxID:      sb.Meta.ID,
-		Config:         cfg,
-		Sandbox:        sb.Config(),
-		Image:          img.Config,
-		Rootfs:         rootfs,
-		SandboxPID:     sbStatus.Pid,
-		TargetPID:      targetPID,
-		NetNSPath:      sb.Meta.NetNS,
-		CgroupsPath:    cgroupsPath,
-		ResolvConf:     filepath.Join(sb.Dir, "resolv.conf"),
-		Hosts:          filepath.Join(sb.Dir, "hosts"),
-		HostnameFile:   filepath.Join(sb.Dir, "hostname"),
-		ShmPath:        sb.Meta.ShmPath,
-		MinOOMScoreAdj: s.cfg.MinOOMScoreAdj,
-		ImageVolumes:   imageVolSources,
+		ID:              id,
+		SandboxID:       sb.Meta.ID,
+		Config:          cfg,
+		Sandbox:         sb.Config(),
+		Image:           img.Config,
+		Rootfs:          rootfs,
+		SandboxPID:      sbStatus.Pid,
+		TargetPID:       targetPID,
+		NetNSPath:       sb.Meta.NetNS,
+		CgroupsPath:     cgroupsPath,
+		CgroupNamespace: cgroup.Unified(),
+		ResolvConf:      filepath.Join(sb.Dir, "resolv.conf"),
+		Hosts:           filepath.Join(sb.Dir, "hosts"),
+		HostnameFile:    filepath.Join(sb.Dir, "hostname"),
+		ShmPath:         sb.Meta.ShmPath,
+		MinOOMScoreAdj:  s.cfg.MinOOMScoreAdj,
+		ImageVolumes:    imageVolSources,
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/cri/atomicfile"
+	"github.com/berth-project/berth/cri/cgroup"
+	"github.com/berth-project/berth/cri/errdefs"
 	"github.com/berth-project/berth/cri/image"
 	"github.com/berth-project/berth/cri/store"
 )
@@ -25,10 +27,13 @@ import (
 //
 // The exits of what still runs are then watched from Run (exits.go), so
 // that a container ending while nobody asks is still reported STOPPED.
-func (s *Service) recover(ctx context.Context) {
+func (s *Service) recover(ctx context.Context) error {
 	incomplete, errs := s.store.Load()
 	for _, err := range errs {
 		s.log.Error("record unreadable, left as it is", "error", err)
+	}
+	if err := s.checkDriver(); err != nil {
+		return err
 	}
 	for _, inc := range incomplete {
 		s.log.Warn("cleaning up after interrupted creation", "kind", inc.Kind, "id", inc.ID)
@@ -54,6 +59,30 @@ func (s *Service) recover(ctx context.Context) {
 		}
 	}
 	s.log.Info("runtime state recovered", "sandboxes", len(s.store.Sandboxes()), "containers", len(s.store.Containers()), "running", running, "cleaned", len(incomplete))
+	return nil
+}
+
+// checkDriver refuses to start with a cgroup driver other than the one
+// the recorded sandboxes were made with: their cgroups, and those of
+// their containers, are named in the other driver's syntax, and neither
+// their stats nor their removal would find them.
+func (s *Service) checkDriver() error {
+	n, example := 0, ""
+	for _, sb := range s.store.Sandboxes() {
+		if s.cfg.CgroupDriver.CheckParent(sb.Meta.CgroupParent) != nil {
+			n++
+			example = sb.Meta.ID
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	other := cgroup.Systemd
+	if s.cfg.CgroupDriver == cgroup.Systemd {
+		other = cgroup.Cgroupfs
+	}
+	return errdefs.FailedPrecondition("cgroup driver %s: %d pod sandboxes (%s among them) were made with the %s driver; "+
+		"start berthd with --cgroup-driver=%s, or remove them first (crictl rmp -fa with that driver)", s.cfg.CgroupDriver, n, example, other, other)
 }
 
 // recoverStarted finds a container that its shim started as berthd

@@ -128,6 +128,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 		RuncBinary:    s.cfg.Runc.Binary,
 		RuncRoot:      s.cfg.Runc.Root,
 		SystemdCgroup: s.cfg.Runc.SystemdCgroup,
+		Scope:         s.shimScope(id),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
@@ -279,4 +280,12 @@ func stopShimAt(ctx context.Context, socket string) error {
 	err := shim.Shutdown(ctx, socket)
 	os.Remove(socket)
 	return err
+}
+
+// shimScope is the systemd scope of a sandbox's shim, if shims get one.
+func (s *Service) shimScope(id string) string {
+	if !s.cfg.ShimScopes {
+		return ""
+	}
+	return "berth-shim-" + id + ".scope"
 }

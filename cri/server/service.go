@@ -65,6 +65,9 @@ type Config struct {
 	// Exec runs execs without runc where it can; nil: always runc.
 	Exec         *enter.Helper
 	CgroupDriver cgroup.Driver // cgroupfs or systemd
+	// ShimScopes moves each shim into a systemd scope of its own, out of
+	// berthd's unit (where systemd runs the host).
+	ShimScopes bool
 	// MinOOMScoreAdj is the lowest oom_score_adj berth may give a process.
 	MinOOMScoreAdj int
 	// CNIConfDir is where the pod network's config is read from; it is
@@ -149,7 +152,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, err
 		}
 	}
-	s.recover(ctx)
+	if err := s.recover(ctx); err != nil {
+		return nil, err
+	}
 	if s.nri, err = nri.New(cfg.NRI, s.nriSnapshot, deps.Log.With("component", "nri")); err != nil {
 		return nil, err
 	}

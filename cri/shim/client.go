@@ -26,6 +26,9 @@ type LaunchConfig struct {
 	RuncBinary    string
 	RuncRoot      string
 	SystemdCgroup bool
+	// Scope, where set, is the systemd scope unit the shim is moved into
+	// (scope.go); "" leaves it in berthd's cgroup.
+	Scope string
 }
 
 // Process identifies a running shim; StartTime guards against pid reuse.
@@ -66,6 +69,12 @@ func Launch(ctx context.Context, cfg LaunchConfig) (Process, error) {
 	readyW.Close()
 	// While berthd lives it is the shim's parent and must reap it.
 	go cmd.Wait()
+	if cfg.Scope != "" {
+		if err := moveToScope(ctx, cfg.Scope, cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			return Process{}, fmt.Errorf("start shim: %w", err)
+		}
+	}
 
 	ready := make(chan error, 1)
 	go func() {

@@ -52,6 +52,7 @@ type container struct {
 	pid       int
 	exitFile  string
 	oomFiles  []string
+	oom       *oomWatch
 	log       *crilog.Writer
 	output    sync.WaitGroup // the stdout/stderr (or terminal) copiers
 	fan       fanout         // live output to attached clients
@@ -227,7 +228,7 @@ func (s *Server) run(req Request) (int, error) {
 	if req.ID == "" || req.Bundle == "" || req.ExitFile == "" {
 		return 0, errors.New("run needs id, bundle and exitFile")
 	}
-	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles,
+	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles, oom: newOOMWatch(req.OOMFiles),
 		stdinOnce: req.StdinOnce, exited: make(chan struct{})}
 	done := make(chan struct{})
 	s.mu.Lock()
@@ -297,6 +298,7 @@ func (s *Server) runcRun(c *container, req Request) (int, error) {
 		return 0, err
 	}
 	c.pid = pid
+	c.oom.start()
 	c.log = crilog.NewWriter(nil, nil)
 	if c.logFile != nil {
 		c.log.SetOutput(c.logFile)
@@ -385,7 +387,7 @@ func (s *Server) onExit(pid int, status unix.WaitStatus) {
 // OOM counters, writes the exit file and then wakes the waiters.
 func (s *Server) finish(c *container, status unix.WaitStatus) {
 	exit := exitOf(status)
-	exit.OOMKilled = oomKilled(c.oomFiles)
+	exit.OOMKilled = c.oom.done(exit.Signal)
 	drained := make(chan struct{})
 	go func() { c.output.Wait(); close(drained) }()
 	select {
@@ -427,22 +429,6 @@ func exitOf(status unix.WaitStatus) Exit {
 		exit.Code = status.ExitStatus()
 	}
 	return exit
-}
-
-// oomKilled reports whether any cgroup file shows an OOM kill.
-func oomKilled(files []string) bool {
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if n, ok := strings.CutPrefix(line, "oom_kill "); ok && strings.TrimSpace(n) != "0" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // exitedNow reports whether the container's exit has been recorded.

@@ -36,6 +36,11 @@ func Requests(pod *v1.Pod) v1.ResourceList {
 				sum = q.DeepCopy()
 			}
 		}
+		if pod.Spec.Resources != nil { // pod-level resources: what the pod asks as a whole
+			if q, ok := pod.Spec.Resources.Requests[r]; ok {
+				sum = q.DeepCopy()
+			}
+		}
 		if q, ok := pod.Spec.Overhead[r]; ok {
 			sum.Add(q)
 		}

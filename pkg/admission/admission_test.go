@@ -49,6 +49,11 @@ func TestFit(t *testing.T) {
 		{"best effort fits a full node", pod(nil), 2, Add(nil, pod(map[v1.ResourceName]string{v1.ResourceCPU: "2"})), "", ""},
 		{"too many pods, checked first", pod(map[v1.ResourceName]string{v1.ResourceCPU: "100"}), 3, used,
 			"OutOfpods", "Node didn't have enough resource: pods, requested: 1, used: 3, capacity: 3"},
+		{"pod-level requests count, not the containers'", func() *v1.Pod {
+			p := pod(map[v1.ResourceName]string{v1.ResourceCPU: "100m"})
+			p.Spec.Resources = &v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("700m")}}
+			return p
+		}(), 2, used, "OutOfcpu", "Node didn't have enough resource: cpu, requested: 700, used: 1500, capacity: 2000"},
 		{"a resource the node does not report is not limited", pod(map[v1.ResourceName]string{v1.ResourceEphemeralStorage: "1Ei"}), 0, nil, "", ""},
 	}
 	for _, tt := range tests {

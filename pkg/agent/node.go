@@ -3,9 +3,6 @@ package agent
 import (
 	"net"
 	"runtime"
-	"strings"
-
-	v1 "k8s.io/api/core/v1"
 
 	"github.com/berth-project/berth/pkg/admission"
 )
@@ -35,26 +32,4 @@ func hostIPs() []string {
 		}
 	}
 	return append(v4, v6...)
-}
-
-// cgroupParent is the pod's cgroup in the QoS hierarchy: Guaranteed pods
-// directly under the root, the others under burstable/ or besteffort/.
-func (m *Manager) cgroupParent(pod *v1.Pod) string {
-	root := m.cfg.CgroupRoot
-	if root == "" {
-		return ""
-	}
-	qos := qosClass(pod)
-	if m.cfg.SystemdCgroups {
-		slice := strings.TrimSuffix(root, ".slice")
-		if qos != v1.PodQOSGuaranteed {
-			slice += "-" + strings.ToLower(string(qos))
-		}
-		return slice + "-pod" + strings.ReplaceAll(string(pod.UID), "-", "_") + ".slice"
-	}
-	p := "/" + strings.Trim(root, "/")
-	if qos != v1.PodQOSGuaranteed {
-		p += "/" + strings.ToLower(string(qos))
-	}
-	return p + "/pod" + string(pod.UID)
 }

@@ -10,10 +10,10 @@ import (
 // BestEffort when none requests or limits either, Burstable otherwise.
 func qosClass(pod *v1.Pod) v1.PodQOSClass {
 	any, guaranteed := false, true
-	for _, c := range allContainers(pod) {
+	for _, res := range qosRequirements(pod) {
 		for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
-			req, hasReq := c.Resources.Requests[r]
-			lim, hasLim := c.Resources.Limits[r]
+			req, hasReq := res.Requests[r]
+			lim, hasLim := res.Limits[r]
 			if (hasReq && !req.IsZero()) || (hasLim && !lim.IsZero()) {
 				any = true
 			}
@@ -29,6 +29,20 @@ func qosClass(pod *v1.Pod) v1.PodQOSClass {
 		return v1.PodQOSGuaranteed
 	}
 	return v1.PodQOSBurstable
+}
+
+// qosRequirements are what the QoS class is computed from: each
+// container's resources or, where the pod sets its own (spec.resources),
+// those alone (as kubelet does). A missing request counts as its limit.
+func qosRequirements(pod *v1.Pod) []v1.ResourceRequirements {
+	if pr := pod.Spec.Resources; pr != nil && (len(pr.Requests) > 0 || len(pr.Limits) > 0) {
+		return []v1.ResourceRequirements{*pr}
+	}
+	var out []v1.ResourceRequirements
+	for _, c := range allContainers(pod) {
+		out = append(out, c.Resources)
+	}
+	return out
 }
 
 func allContainers(pod *v1.Pod) []v1.Container {

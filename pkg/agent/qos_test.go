@@ -29,6 +29,11 @@ func podWith(rs ...v1.ResourceRequirements) *v1.Pod {
 	return p
 }
 
+func withPodResources(p *v1.Pod, r v1.ResourceRequirements) *v1.Pod {
+	p.Spec.Resources = &r
+	return p
+}
+
 func TestQOSClassAndResources(t *testing.T) {
 	full := map[v1.ResourceName]string{v1.ResourceCPU: "500m", v1.ResourceMemory: "128Mi"}
 	tests := []struct {
@@ -42,6 +47,9 @@ func TestQOSClassAndResources(t *testing.T) {
 		{"requests below limits", podWith(resources(map[v1.ResourceName]string{v1.ResourceCPU: "100m", v1.ResourceMemory: "128Mi"}, full)), v1.PodQOSBurstable},
 		{"one container without limits", podWith(resources(full, full), v1.ResourceRequirements{}), v1.PodQOSBurstable},
 		{"memory only", podWith(resources(nil, map[v1.ResourceName]string{v1.ResourceMemory: "1Gi"})), v1.PodQOSBurstable},
+		{"pod-level limits over containers without", withPodResources(podWith(v1.ResourceRequirements{}), resources(nil, full)), v1.PodQOSGuaranteed},
+		{"pod-level requests only", withPodResources(podWith(resources(full, full)),
+			resources(map[v1.ResourceName]string{v1.ResourceMemory: "64Mi"}, nil)), v1.PodQOSBurstable},
 	}
 	for _, tt := range tests {
 		if got := qosClass(tt.pod); got != tt.want {
@@ -70,28 +78,65 @@ func TestQOSClassAndResources(t *testing.T) {
 	if r := podCgroupResources(big); r.CpuShares != 262144 {
 		t.Errorf("1000 CPUs requested: the pod cgroup's cpu shares %d, want 262144", r.CpuShares)
 	}
+	pl := withPodResources(podWith(resources(nil, full), v1.ResourceRequirements{}),
+		resources(map[v1.ResourceName]string{v1.ResourceCPU: "250m"}, map[v1.ResourceName]string{v1.ResourceCPU: "1", v1.ResourceMemory: "24Mi"}))
+	if r := podCgroupResources(pl); r.CpuShares != 256 || r.CpuQuota != 100000 || r.Memory != 24<<20 {
+		t.Errorf("pod-level resources: the pod cgroup's shares %d, quota %d, memory %d; want 256, 100000, 24 MiB", r.CpuShares, r.CpuQuota, r.Memory)
+	}
 	e := podWith(v1.ResourceRequirements{})
 	if r := containerResources(e, &e.Spec.Containers[0], 1<<30); r.OomScoreAdj != 1000 {
 		t.Errorf("best effort oom_score_adj %d", r.OomScoreAdj)
 	}
 }
 
-func TestCgroupParent(t *testing.T) {
-	p := podWith(v1.ResourceRequirements{})
-	p.UID = "1234-ab"
-	m := &Manager{cfg: Config{CgroupRoot: "kubepods"}}
-	if got := m.cgroupParent(p); got != "/kubepods/besteffort/pod1234-ab" {
-		t.Errorf("cgroupfs: %s", got)
-	}
-	m.cfg.SystemdCgroups = true
-	if got := m.cgroupParent(p); got != "kubepods-besteffort-pod1234_ab.slice" {
-		t.Errorf("systemd: %s", got)
-	}
+// TestCgroupNames: where each driver puts a pod, as kubelet names it.
+func TestCgroupNames(t *testing.T) {
+	besteffort := podWith(v1.ResourceRequirements{})
+	besteffort.UID = "1234-ab"
 	full := map[v1.ResourceName]string{v1.ResourceCPU: "1", v1.ResourceMemory: "1Gi"}
-	g := podWith(resources(full, full))
-	g.UID = "u1"
-	m.cfg.SystemdCgroups = false
-	if got := m.cgroupParent(g); got != "/kubepods/podu1" {
-		t.Errorf("guaranteed: %s", got)
+	guaranteed := podWith(resources(full, full))
+	guaranteed.UID = "u1"
+	for _, tc := range []struct {
+		root    string
+		systemd bool
+		pod     *v1.Pod
+		parent  string // the sandbox's cgroup_parent
+		dir     string // the pod cgroup's directory in the hierarchy
+		unit    string // systemd: the pod's slice and its parent
+		in      string
+	}{
+		{"kubepods", false, besteffort, "/kubepods/besteffort/pod1234-ab", "/kubepods/besteffort/pod1234-ab", "", ""},
+		{"kubepods", false, guaranteed, "/kubepods/podu1", "/kubepods/podu1", "", ""},
+		{"a/kubepods", false, guaranteed, "/a/kubepods/podu1", "/a/kubepods/podu1", "", ""},
+		{"kubepods", true, besteffort, "kubepods-besteffort-pod1234_ab.slice",
+			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1234_ab.slice",
+			"kubepods-besteffort-pod1234_ab.slice", "kubepods-besteffort.slice"},
+		{"kubepods.slice", true, guaranteed, "kubepods-podu1.slice", "/kubepods.slice/kubepods-podu1.slice",
+			"kubepods-podu1.slice", "kubepods.slice"},
+		{"a-b/kubepods", true, guaranteed, "a_b-kubepods-podu1.slice", "/a_b.slice/a_b-kubepods.slice/a_b-kubepods-podu1.slice",
+			"a_b-kubepods-podu1.slice", "a_b-kubepods.slice"},
+	} {
+		m := &Manager{cfg: Config{CgroupRoot: tc.root, SystemdCgroups: tc.systemd}}
+		name := m.podCgroup(qosClass(tc.pod), tc.pod.UID)
+		if got := m.cgroupParent(tc.pod); got != tc.parent {
+			t.Errorf("root %q systemd %v: cgroup_parent %s, want %s", tc.root, tc.systemd, got, tc.parent)
+		}
+		if got := m.cgroupDir(name); got != tc.dir {
+			t.Errorf("root %q systemd %v: directory %s, want %s", tc.root, tc.systemd, got, tc.dir)
+		}
+		c := m.cgroupConfig(name, nil)
+		if tc.systemd && (!c.Systemd || c.Name != tc.unit || c.Parent != tc.in) {
+			t.Errorf("root %q: unit %s in %s, want %s in %s", tc.root, c.Name, c.Parent, tc.unit, tc.in)
+		}
+		if !tc.systemd && (c.Systemd || c.Path != tc.dir) {
+			t.Errorf("root %q: cgroupfs config %+v, want path %s", tc.root, c, tc.dir)
+		}
+	}
+	root := &Manager{cfg: Config{CgroupRoot: "kubepods", SystemdCgroups: true}}
+	if c := root.cgroupConfig(root.rootCgroup(), nil); c.Name != "kubepods.slice" || c.Parent != "-.slice" {
+		t.Errorf("the root slice: %s in %s, want kubepods.slice in -.slice", c.Name, c.Parent)
+	}
+	if got := (&Manager{}).cgroupParent(guaranteed); got != "" {
+		t.Errorf("no cgroup root: cgroup_parent %q, want the runtime's default", got)
 	}
 }

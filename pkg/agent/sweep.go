@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/cgroups"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -75,6 +76,9 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 		}
 	}
 	m.mu.Unlock()
+	for uid := range active {
+		active[types.UID(strings.ReplaceAll(string(uid), "_", "-"))] = true // as podCgroups reads systemd's names
+	}
 	for uid, removes := range onDisk {
 		if active[uid] {
 			continue
@@ -89,7 +93,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 // podCgroups are the pod cgroups below the QoS hierarchy, by UID, each
 // with its removal.
 func (m *Manager) podCgroups() map[types.UID]func() {
-	if m.cfg.CgroupRoot == "" || m.cfg.SystemdCgroups {
+	if len(m.rootCgroup()) == 0 {
 		return nil
 	}
 	mnt, err := cgroups.FindCgroupMountpoint("", "memory")
@@ -100,13 +104,23 @@ func (m *Manager) podCgroups() map[types.UID]func() {
 		return nil
 	}
 	out := map[types.UID]func(){}
-	root := "/" + path.Clean(m.cfg.CgroupRoot)
-	for _, parent := range []string{root, root + "/burstable", root + "/besteffort"} {
-		entries, _ := os.ReadDir(filepath.Join(mnt, parent))
+	for _, qos := range []v1.PodQOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
+		// The pod cgroup's leaf name with the UID left out: "pod" or
+		// "kubepods-burstable-pod" and ".slice".
+		leaf := path.Base(m.cgroupDir(m.podCgroup(qos, "")))
+		prefix, suffix := leaf, ""
+		if m.cfg.SystemdCgroups {
+			prefix, suffix = strings.TrimSuffix(leaf, ".slice"), ".slice"
+		}
+		entries, _ := os.ReadDir(filepath.Join(mnt, m.cgroupDir(m.qosCgroup(qos))))
 		for _, e := range entries {
-			if uid, ok := strings.CutPrefix(e.Name(), "pod"); ok && e.IsDir() {
-				out[types.UID(uid)] = func() {
-					if err := m.removePodCgroup(types.UID(uid)); err != nil {
+			id, ok := strings.CutPrefix(e.Name(), prefix)
+			if id, ok2 := strings.CutSuffix(id, suffix); ok && ok2 && id != "" && e.IsDir() {
+				// systemd's names have "_" for the UID's "-"; sweepOrphans
+				// compares UIDs so escaped too.
+				uid := types.UID(strings.ReplaceAll(id, "_", "-"))
+				out[uid] = func() {
+					if err := m.removePodCgroup(uid); err != nil {
 						m.cfg.Log.Warn("remove an orphaned pod cgroup", "uid", uid, "err", err)
 					}
 				}

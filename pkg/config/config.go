@@ -191,7 +191,7 @@ func Default() Config {
 		ExecBinary:   findBinary(exeDir, "berth-exec"),
 		CNIBinDirs:   cniBinDirs(exeDir),
 		CNIConfDir:   "/etc/cni/net.d",
-		CgroupDriver: "cgroupfs",
+		CgroupDriver: "", // ResolveCgroupDriver picks it for the host
 		LogLevel:     "info",
 
 		RegistryConfig:              DefaultRegistryConfig,
@@ -338,6 +338,28 @@ func (c Config) Eviction() eviction.Settings {
 		PressureTransitionPeriod: c.EvictionPressureTransitionPeriod.Duration}
 }
 
+// ResolveCgroupDriver settles the cgroup driver for a host that systemd
+// runs (as PID 1) or not. Unset, it is systemd's where systemd runs: the
+// tree is systemd's there, and slices made through it are the
+// arrangement systemd expects of other managers. The systemd driver on a
+// host without systemd cannot work and is refused; cgroupfs under
+// systemd works, with two managers of one tree, and is warned about.
+func (c *Config) ResolveCgroupDriver(systemdRunning bool) (warning string, err error) {
+	switch {
+	case c.CgroupDriver == "" && systemdRunning:
+		c.CgroupDriver = "systemd"
+	case c.CgroupDriver == "":
+		c.CgroupDriver = "cgroupfs"
+	case c.CgroupDriver == "systemd" && !systemdRunning:
+		return "", fmt.Errorf("config: cgroupDriver systemd, but systemd does not run this host (no /run/systemd/system), " +
+			"so nothing can make the pods' slices: use cgroupDriver cgroupfs (--cgroup-driver=cgroupfs), or leave it unset")
+	case c.CgroupDriver == "cgroupfs" && systemdRunning:
+		return "cgroupDriver cgroupfs on a host systemd runs: the pods' cgroups are made behind systemd's back; " +
+			"the systemd driver (the default here) makes them through systemd", nil
+	}
+	return "", nil
+}
+
 // Validate checks c; warnings are problems berthd can run with.
 func (c Config) Validate() (warnings []string, err error) {
 	for name, p := range map[string]string{"criSocket": c.CRISocket, "root": c.Root, "state": c.State, "cniConfDir": c.CNIConfDir} {
@@ -348,7 +370,7 @@ func (c Config) Validate() (warnings []string, err error) {
 	if _, _, err := net.SplitHostPort(c.StreamingAddress); err != nil {
 		return nil, fmt.Errorf("config: streamingAddress %q must be host:port: %v", c.StreamingAddress, err)
 	}
-	if c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
+	if c.CgroupDriver != "" && c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
 		return nil, fmt.Errorf("config: cgroupDriver %q must be cgroupfs or systemd", c.CgroupDriver)
 	}
 	if c.NodeName != "" {

@@ -59,6 +59,36 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func TestResolveCgroupDriver(t *testing.T) {
+	for _, tc := range []struct {
+		set     string
+		systemd bool
+		want    string
+		warns   bool
+		fails   bool
+	}{
+		{"", true, "systemd", false, false},
+		{"", false, "cgroupfs", false, false},
+		{"systemd", true, "systemd", false, false},
+		{"cgroupfs", false, "cgroupfs", false, false},
+		{"cgroupfs", true, "cgroupfs", true, false},
+		{"systemd", false, "", false, true},
+	} {
+		c := Config{CgroupDriver: tc.set}
+		w, err := c.ResolveCgroupDriver(tc.systemd)
+		if (err != nil) != tc.fails || (w != "") != tc.warns {
+			t.Errorf("%q with systemd %v: warning %q, error %v", tc.set, tc.systemd, w, err)
+			continue
+		}
+		if err == nil && c.CgroupDriver != tc.want {
+			t.Errorf("%q with systemd %v: driver %s, want %s", tc.set, tc.systemd, c.CgroupDriver, tc.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--cgroup-driver=cgroupfs") {
+			t.Errorf("the refusal does not say what to do: %v", err)
+		}
+	}
+}
+
 func TestUpstream(t *testing.T) {
 	c := Default()
 	if c.UpstreamPlugin() != "none" {

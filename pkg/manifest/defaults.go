@@ -19,6 +19,9 @@ func setDefaults(pod *v1.Pod) {
 	pod.Status = v1.PodStatus{}
 
 	spec := &pod.Spec
+	if spec.Resources != nil {
+		defaultRequests(spec.Resources)
+	}
 	if spec.RestartPolicy == "" {
 		spec.RestartPolicy = v1.RestartPolicyAlways
 	}
@@ -74,17 +77,7 @@ func setContainerDefaults(c *v1.Container, hostNetwork bool) {
 			setFieldRefDefaults(e.ValueFrom.FieldRef)
 		}
 	}
-	// A limit without a request requests the limit: the pod's QoS class
-	// and the scheduler's accounting both read requests.
-	for name, limit := range c.Resources.Limits {
-		if _, ok := c.Resources.Requests[name]; ok {
-			continue
-		}
-		if c.Resources.Requests == nil {
-			c.Resources.Requests = v1.ResourceList{}
-		}
-		c.Resources.Requests[name] = limit.DeepCopy()
-	}
+	defaultRequests(&c.Resources)
 	for _, p := range []*v1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
 		setProbeDefaults(p)
 	}
@@ -163,5 +156,19 @@ func setVolumeDefaults(v *v1.Volume) {
 		for i := range d.Items {
 			setFieldRefDefaults(d.Items[i].FieldRef)
 		}
+	}
+}
+
+// defaultRequests: a limit without a request requests the limit; the
+// pod's QoS class and the scheduler's accounting both read requests.
+func defaultRequests(r *v1.ResourceRequirements) {
+	for name, limit := range r.Limits {
+		if _, ok := r.Requests[name]; ok {
+			continue
+		}
+		if r.Requests == nil {
+			r.Requests = v1.ResourceList{}
+		}
+		r.Requests[name] = limit.DeepCopy()
 	}
 }

@@ -31,6 +31,42 @@ func validateContainers(spec *v1.PodSpec, containers, volumes sets.Set[string], 
 			errs = append(errs, field.Forbidden(cFld.Child("restartPolicy"), "only init containers (sidecars) may set it"))
 		}
 	}
+	if spec.Resources != nil {
+		errs = append(errs, validatePodResources(spec, fld.Child("resources"))...)
+	}
+	return errs
+}
+
+// validatePodResources checks pod-level resources: CPU and memory only,
+// and at least what the containers request together.
+func validatePodResources(spec *v1.PodSpec, fld *field.Path) field.ErrorList {
+	errs := validateResources(spec.Resources, fld)
+	for _, list := range []struct {
+		name string
+		v1.ResourceList
+	}{{"limits", spec.Resources.Limits}, {"requests", spec.Resources.Requests}} {
+		for _, name := range slices.Sorted(maps.Keys(list.ResourceList)) {
+			if name != v1.ResourceCPU && name != v1.ResourceMemory {
+				errs = append(errs, field.NotSupported(fld.Child(list.name).Key(string(name)), name, []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory}))
+			}
+		}
+	}
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		pod, ok := spec.Resources.Requests[name]
+		if !ok {
+			continue
+		}
+		var sum resource.Quantity
+		for _, c := range spec.Containers {
+			if q, ok := c.Resources.Requests[name]; ok {
+				sum.Add(q)
+			}
+		}
+		if pod.Cmp(sum) < 0 {
+			errs = append(errs, field.Invalid(fld.Child("requests").Key(string(name)), pod.String(),
+				fmt.Sprintf("must be at least what the containers request together (%s)", sum.String())))
+		}
+	}
 	return errs
 }
 

@@ -45,6 +45,11 @@ func TestValidateErrors(t *testing.T) {
 		{"ephemeralContainers", containerYAML("  ephemeralContainers: [{name: debug, image: busybox}]\n"),
 			"spec.ephemeralContainers", "Forbidden: static pods cannot have ephemeral containers"},
 
+		{"pod-level resources other than CPU and memory", containerYAML("  resources: {limits: {ephemeral-storage: 1Gi}}\n"),
+			"spec.resources.limits[ephemeral-storage]", `Unsupported value: "ephemeral-storage"`},
+		{"pod-level request below the containers'", containerYAML("    resources: {requests: {cpu: 500m}}\n  resources: {requests: {cpu: 200m}}\n"),
+			"spec.resources.requests[cpu]", `Invalid value: "200m": must be at least what the containers request together (500m)`},
+
 		// containers
 		{"container name not a DNS label", podYAML("  containers:\n  - name: App\n    image: nginx\n"),
 			"spec.containers[0].name", `Invalid value: "App"`},

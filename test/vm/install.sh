@@ -6,6 +6,16 @@ res=/mnt/share/result
 : >"$res"
 say() { echo "$1=$2" >>"$res"; echo "$1=$2"; }
 cri() { crictl --timeout 20s "$@"; }
+# wait_for tries "$@" once a second for up to $1 seconds until it succeeds.
+wait_for() {
+	n=$1
+	shift
+	for _ in $(seq 1 "$n"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 1
+	done
+	return 1
+}
 mkdir -p /mnt/bin && mount -t 9p -o trans=virtio,version=9p2000.L,ro bin /mnt/bin
 install -d /usr/local/bin /usr/local/lib/berth /opt/cni/bin /etc/cni/net.d /etc/berth/manifests
 install -m 0755 /mnt/bin/berthd /mnt/bin/berthctl /mnt/bin/crictl /usr/local/bin/

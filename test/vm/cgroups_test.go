@@ -1,0 +1,231 @@
+package vm
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/cgroups"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// The pods of TestCgroups. limits is Burstable (requests below limits);
+// oom outgrows its own memory limit; podoom outgrows its pod's
+// (spec.resources), its container having none.
+const (
+	limitsPod = `apiVersion: v1
+kind: Pod
+metadata: {name: limits}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: limits
+    image: berth.test/busybox:1
+    imagePullPolicy: Never
+    command: ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 3600"]
+    resources:
+      requests: {cpu: 250m, memory: 32Mi}
+      limits: {cpu: 500m, memory: 64Mi}
+`
+	oomPod = `apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: oom
+    image: berth.test/busybox:1
+    imagePullPolicy: Never
+    command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
+    resources: {limits: {memory: 16Mi}}
+`
+	podOOMPod = `apiVersion: v1
+kind: Pod
+metadata: {name: podoom}
+spec:
+  restartPolicy: Never
+  resources: {limits: {memory: 24Mi}}
+  containers:
+  - name: podoom
+    image: berth.test/busybox:1
+    imagePullPolicy: Never
+    command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
+`
+)
+
+// TestCgroups: berth on cgroup v2 under systemd with both cgroup drivers.
+// With systemd's (the default there) the pods are slices of kubepods.slice
+// made through systemd, the containers scopes in them; with cgroupfs
+// directories below /kubepods. Either way the kernel's files hold the
+// limits kubelet derives from requests and limits, the pod's cgroup the
+// pod-level ones, an OOM kill (by the container's limit or the pod's) is
+// reported OOMKilled, the CRI's stats come from cpu.stat and memory.stat,
+// and the pods' cgroups go with them. A driver that does not match the
+// sandboxes berth has is refused at start.
+func TestCgroups(t *testing.T) {
+	skipUnlessVM(t)
+	g := newGuest(t, "guest-cgroups.sh")
+	g.write("limits.yaml", limitsPod)
+	g.write("oom.yaml", oomPod)
+	g.write("podoom.yaml", podOOMPod)
+	res := g.boot()
+	weight := func(shares uint64) string {
+		return strconv.FormatUint(cgroups.ConvertCPUSharesToCgroupV2Value(shares), 10)
+	}
+	for _, d := range []string{"systemd", "cgroupfs"} {
+		t.Run(d, func(t *testing.T) {
+			expect := map[string]string{
+				"start":  "0",
+				"driver": d,
+				// limits: 64Mi, 500m, a 250m request (256 shares), and no
+				// swap beyond the memory limit.
+				"container_memory.max":      "67108864",
+				"container_memory.swap.max": "0",
+				"container_cpu.max":         "50000 100000",
+				"container_cpu.weight":      weight(256),
+				"container_pids.max":        "max",
+				"pod_memory.max":            "67108864",
+				"pod_cpu.max":               "50000 100000",
+				"pod_cpu.weight":            weight(256),
+				"cgroupns":                  "own",
+				"cgroup_inside":             "0::/",
+				"pods_gone":                 "0",
+				"pod_cgroup_after":          "gone",
+			}
+			if d == "systemd" {
+				expect["pod_unit_memory"] = "67108864"
+				expect["container_unit"] = "active"
+				expect["pod_unit_after"] = "inactive"
+			}
+			got := map[string]string{}
+			for k := range expect {
+				got[k] = res[d+"_"+k]
+			}
+			want(t, got, expect)
+			c := res[d+"_container_cgroup"]
+			wantCgroup := "/kubepods/burstable/pod"
+			if d == "systemd" {
+				wantCgroup = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+			}
+			if !strings.HasPrefix(c, wantCgroup) {
+				t.Errorf("the container's cgroup is %s, want it below %s<uid>", c, wantCgroup)
+			}
+			if d == "systemd" && !strings.HasSuffix(c, ".scope") {
+				t.Errorf("the container's cgroup %s is not a systemd scope", c)
+			}
+			for _, pod := range []string{"oom", "podoom"} {
+				if reason, code := g.ended(d + "-" + pod + ".json"); reason != "OOMKilled" || code != 137 {
+					t.Errorf("%s: the container ended with reason %q, exit code %d; want OOMKilled, 137", pod, reason, code)
+				}
+			}
+			g.checkStats(t, d, res[d+"_psi"])
+		})
+	}
+	if res["mismatch_start"] == "0" {
+		t.Error("berthd started with the systemd driver while it had pods of the cgroupfs driver")
+	}
+	if m, _ := os.ReadFile(filepath.Join(g.share, "mismatch.txt")); !strings.Contains(string(m), "--cgroup-driver=cgroupfs") {
+		t.Errorf("the refusal of a mismatched driver does not say what to do: %q", m)
+	}
+	want(t, res, map[string]string{"back_start": "0", "done": "yes"})
+}
+
+// readJSON decodes a CRI answer crictl wrote to the share.
+func (g *guest) readJSON(name string, m proto.Message) {
+	g.t.Helper()
+	data, err := os.ReadFile(filepath.Join(g.share, name))
+	if err == nil {
+		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, m)
+	}
+	if err != nil {
+		g.t.Errorf("%s: %v\n%s", name, err, data)
+	}
+}
+
+// ended is how a container ended, from what `crictl inspect` wrote to
+// the share (crictl's own rendering of the CRI's status).
+func (g *guest) ended(name string) (reason string, exitCode int) {
+	g.t.Helper()
+	var out struct {
+		Status struct {
+			Reason   string
+			ExitCode int
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(g.share, name))
+	if err == nil {
+		err = json.Unmarshal(data, &out)
+	}
+	if err != nil {
+		g.t.Errorf("%s: %v\n%.2000s", name, err, data)
+	}
+	return out.Status.Reason, out.Status.ExitCode
+}
+
+// checkStats: the CRI's container and pod stats of the limits pod, read
+// against the kernel's own figures taken right after them.
+func (g *guest) checkStats(t *testing.T, d, psi string) {
+	var cs runtimeapi.ListContainerStatsResponse
+	g.readJSON(d+"-stats.json", &cs)
+	if len(cs.GetStats()) != 1 {
+		t.Fatalf("crictl stats: %d containers, want 1", len(cs.GetStats()))
+	}
+	st := cs.GetStats()[0]
+	if st.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 {
+		t.Error("crictl stats: no CPU used")
+	}
+	ws := st.GetMemory().GetWorkingSetBytes().GetValue()
+	current, inactive := g.memoryFigures(d)
+	// working set = memory.current - inactive_file, as kubelet computes
+	// it; the kernel's figures were read a moment later, so a page or so
+	// may differ.
+	kernel := current - inactive
+	if ws == 0 || ws > 64<<20 || diff(ws, kernel) > 1<<20 {
+		t.Errorf("crictl stats: working set %d, want memory.current %d - inactive_file %d = %d", ws, current, inactive, kernel)
+	}
+	if !strings.HasPrefix(psi, "some ") {
+		t.Logf("no PSI on this kernel (cpu.pressure: %s)", psi)
+	} else if st.GetCpu().GetPsi() == nil || st.GetMemory().GetPsi() == nil {
+		t.Errorf("the kernel has PSI (%s) but crictl stats shows none", psi)
+	}
+	var ps runtimeapi.ListPodSandboxStatsResponse
+	g.readJSON(d+"-statsp.json", &ps)
+	if len(ps.GetStats()) != 1 {
+		t.Fatalf("crictl statsp: %d pods, want 1", len(ps.GetStats()))
+	}
+	pl := ps.GetStats()[0].GetLinux()
+	if pl.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || pl.GetMemory().GetWorkingSetBytes().GetValue() == 0 || len(pl.GetContainers()) != 1 {
+		t.Errorf("crictl statsp: cpu %v, memory %v, %d containers", pl.GetCpu(), pl.GetMemory(), len(pl.GetContainers()))
+	}
+}
+
+// memoryFigures are memory.current and memory.stat's inactive_file of the
+// limits container, as the guest read them.
+func (g *guest) memoryFigures(d string) (current, inactive uint64) {
+	g.t.Helper()
+	data, _ := os.ReadFile(filepath.Join(g.share, d+"-memory.current"))
+	current, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		g.t.Errorf("memory.current: %q", data)
+	}
+	data, _ = os.ReadFile(filepath.Join(g.share, d+"-memory.stat"))
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "inactive_file "); ok {
+			fmt.Sscan(v, &inactive)
+		}
+	}
+	return current, inactive
+}
+
+func diff(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}

@@ -1,0 +1,89 @@
+#!/bin/sh
+# Runs inside the VM (as /mnt/share/guest.sh): berth under systemd on
+# cgroup v2 with each cgroup driver in turn, first systemd's (the default
+# on a host systemd runs), then cgroupfs. For each it runs the pods of the
+# share (limits.yaml, oom.yaml, podoom.yaml) and records, as key=value
+# lines prefixed with the driver, where their cgroups are and what the
+# kernel's files say; the CRI's answers (crictl inspect, stats) go to
+# <driver>-<what>.json files of the share, which TestCgroups parses.
+set -u
+S=/mnt/share
+. $S/install.sh
+cg=/sys/fs/cgroup
+
+running() { [ -n "$(cri ps -q --name "$1" --state running 2>/dev/null)" ]; }
+exited() { [ -n "$(cri ps -aq --name "$1" --state exited 2>/dev/null)" ]; }
+no_pods() { [ -z "$(cri pods -q 2>/dev/null)" ]; }
+
+start() { # start berth with driver flags $1 ("" for the default)
+	printf 'BERTH_EXTRA_ARGS="%s"\n' "$1" >/etc/default/berth
+	systemctl start berth
+}
+
+drive() { # $1 names the run, $2 the flags
+	d=$1
+	start "$2"
+	say ${d}_start $?
+	say ${d}_driver "$(cri info -o go-template --template '{{.config.cgroupDriver}}' 2>&1)"
+	berthctl images import $S/busybox.tar >/dev/null
+	cp $S/limits.yaml $S/oom.yaml $S/podoom.yaml /etc/berth/manifests/
+	wait_for 180 running limits
+	id=$(cri ps -q --name limits --state running | head -1)
+	pid=$(cri inspect -o go-template --template '{{.info.pid}}' "$id")
+	c=$(cut -d: -f3 /proc/$pid/cgroup)
+	p=$(dirname "$c")
+	say ${d}_container_cgroup "$c"
+	for f in memory.max memory.swap.max cpu.max cpu.weight pids.max; do
+		say ${d}_container_$f "$(cat $cg$c/$f 2>&1)"
+	done
+	for f in memory.max cpu.max cpu.weight; do
+		say ${d}_pod_$f "$(cat $cg$p/$f 2>&1)"
+	done
+	say ${d}_qos_cpu.weight "$(cat $cg$(dirname "$p")/cpu.weight 2>&1)"
+	# systemd knows the pod's slice and its limit (made through D-Bus),
+	# and the container's scope.
+	say ${d}_pod_unit_memory "$(systemctl show -p MemoryMax --value "$(basename "$p")" 2>&1)"
+	say ${d}_container_unit "$(systemctl show -p ActiveState --value "$(basename "$c")" 2>&1)"
+	# The container has a cgroup namespace of its own: it sees its cgroup as /.
+	[ "$(readlink /proc/$pid/ns/cgroup)" != "$(readlink /proc/1/ns/cgroup)" ] && say ${d}_cgroupns own || say ${d}_cgroupns host
+	say ${d}_cgroup_inside "$(cri exec "$id" cat /proc/self/cgroup 2>&1)"
+	# Stats (the container counted to 20000 as it started: it has CPU to show).
+	cri stats -o json --id "$id" >$S/$d-stats.json 2>&1
+	cri statsp -o json --id "$(cri pods -q --name limits | head -1)" >$S/$d-statsp.json 2>&1
+	cat $cg$c/memory.stat >$S/$d-memory.stat 2>&1
+	cat $cg$c/memory.current >$S/$d-memory.current 2>&1
+	say ${d}_psi "$(cat $cg$c/cpu.pressure 2>&1 | head -1)"
+	wait_for 180 exited oom
+	cri inspect "$(cri ps -aq --name oom | head -1)" >$S/$d-oom.json 2>&1
+	wait_for 180 exited podoom
+	cri inspect "$(cri ps -aq --name podoom | head -1)" >$S/$d-podoom.json 2>&1
+	# The pods go, and their cgroups with them.
+	rm /etc/berth/manifests/*.yaml
+	wait_for 180 no_pods
+	say ${d}_pods_gone $?
+	[ -e "$cg$p" ] && say ${d}_pod_cgroup_after present || say ${d}_pod_cgroup_after gone
+	say ${d}_pod_unit_after "$(systemctl show -p ActiveState --value "$(basename "$p")" 2>&1)"
+}
+
+drive systemd ""
+systemctl stop berth
+drive cgroupfs "--cgroup-driver=cgroupfs"
+
+# A driver that does not match the pods berth has is refused at start,
+# naming both; so is the systemd driver where no systemd runs (that case
+# is the unit test's: systemd runs here).
+cp $S/limits.yaml /etc/berth/manifests/
+wait_for 180 running limits
+systemctl stop berth
+start "--cgroup-driver=systemd"
+say mismatch_start $?
+systemctl stop berth
+journalctl -u berth --no-pager -o cat | grep -m1 'were made with the cgroupfs driver' >$S/mismatch.txt
+start "--cgroup-driver=cgroupfs"
+say back_start $?
+rm /etc/berth/manifests/*.yaml
+wait_for 180 no_pods
+systemctl stop berth
+
+journalctl -u berth --no-pager -o short-monotonic >$S/journal.txt 2>&1
+say done yes
