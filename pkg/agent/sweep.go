@@ -96,14 +96,27 @@ func (m *Manager) podCgroups() map[types.UID]func() {
 	if len(m.rootCgroup()) == 0 {
 		return nil
 	}
-	mnt, err := cgroups.FindCgroupMountpoint("", "memory")
-	if cgroups.IsCgroup2UnifiedMode() {
-		mnt, err = "/sys/fs/cgroup", nil
-	}
-	if err != nil {
-		return nil
+	// On cgroup v1 every hierarchy is looked at: a berthd killed while it
+	// made a pod's cgroup may have made it in the first few only.
+	mnts := []string{"/sys/fs/cgroup"}
+	if !cgroups.IsCgroup2UnifiedMode() {
+		mnts = nil
+		entries, _ := os.ReadDir("/sys/fs/cgroup")
+		for _, e := range entries {
+			if e.IsDir() { // not the symlinks (cpu -> cpu,cpuacct)
+				mnts = append(mnts, filepath.Join("/sys/fs/cgroup", e.Name()))
+			}
+		}
 	}
 	out := map[types.UID]func(){}
+	for _, mnt := range mnts {
+		m.listPodCgroups(mnt, out)
+	}
+	return out
+}
+
+// listPodCgroups adds the pod cgroups of the hierarchy at mnt to out.
+func (m *Manager) listPodCgroups(mnt string, out map[types.UID]func()) {
 	for _, qos := range []v1.PodQOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
 		// The pod cgroup's leaf name with the UID left out: "pod" or
 		// "kubepods-burstable-pod" and ".slice".
@@ -127,5 +140,4 @@ func (m *Manager) podCgroups() map[types.UID]func() {
 			}
 		}
 	}
-	return out
 }
