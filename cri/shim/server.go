@@ -51,7 +51,6 @@ type container struct {
 	id        string
 	pid       int
 	exitFile  string
-	oomFiles  []string
 	oom       *oomWatch
 	log       *crilog.Writer
 	output    sync.WaitGroup // the stdout/stderr (or terminal) copiers
@@ -228,7 +227,7 @@ func (s *Server) run(req Request) (int, error) {
 	if req.ID == "" || req.Bundle == "" || req.ExitFile == "" {
 		return 0, errors.New("run needs id, bundle and exitFile")
 	}
-	c := &container{id: req.ID, exitFile: req.ExitFile, oomFiles: req.OOMFiles, oom: newOOMWatch(req.OOMFiles),
+	c := &container{id: req.ID, exitFile: req.ExitFile, oom: newOOMWatch(req.OOMFiles),
 		stdinOnce: req.StdinOnce, exited: make(chan struct{})}
 	done := make(chan struct{})
 	s.mu.Lock()
