@@ -14,6 +14,7 @@ cg=/sys/fs/cgroup
 running() { [ -n "$(cri ps -q --name "$1" --state running 2>/dev/null)" ]; }
 exited() { [ -n "$(cri ps -aq --name "$1" --state exited 2>/dev/null)" ]; }
 no_pods() { [ -z "$(cri pods -q 2>/dev/null)" ]; }
+absent() { [ ! -e "$1" ]; }
 
 start() { # start berth with driver flags $1 ("" for the default)
 	printf 'BERTH_EXTRA_ARGS="%s"\n' "$1" >/etc/default/berth
@@ -61,7 +62,9 @@ drive() { # $1 names the run, $2 the flags
 	rm /etc/berth/manifests/*.yaml
 	wait_for 180 no_pods
 	say ${d}_pods_gone $?
-	[ -e "$cg$p" ] && say ${d}_pod_cgroup_after present || say ${d}_pod_cgroup_after gone
+	# The agent removes the pod's cgroup after its sandbox, so a moment
+	# after the CRI has no pods left.
+	wait_for 60 absent "$cg$p" && say ${d}_pod_cgroup_after gone || say ${d}_pod_cgroup_after present
 	say ${d}_pod_unit_after "$(systemctl show -p ActiveState --value "$(basename "$p")" 2>&1)"
 }
 

@@ -49,7 +49,10 @@ cp $S/counter.yaml $S/quitter.yaml /etc/berth/manifests/
 # web's, counter's (also named main) and quitter's
 three_running() { [ -n "$(cri ps -q --name quitter --state running)" ] && [ "$(cri ps -q --state running | wc -l)" -ge 3 ]; }
 wait_for 180 three_running
-sleep 2 # the counter has lines before the kill
+counter_log() { ls /var/log/pods/default_counter-*/main/0.log 2>/dev/null | head -1; }
+lines() { wc -l 2>/dev/null <"$(counter_log)" || echo 0; }
+more_lines() { [ "$(lines)" -gt "$1" ]; }
+wait_for 60 more_lines 5 # the counter has lines before the kill
 systemctl kill -s KILL berth
 touch /gate/go # the quitter exits 7 now, with berthd dead
 restarted() { [ "$(systemctl show -p NRestarts --value berth)" -ge 1 ] && [ "$(systemctl is-active berth)" = active ]; }
@@ -60,8 +63,8 @@ quitter_exited() { [ -n "$(cri ps -aq --name quitter --state exited)" ]; }
 wait_for 60 quitter_exited
 q=$(cri ps -aq --name quitter --state exited 2>/dev/null | head -1)
 say quitter_exit "$(cri inspect -o go-template --template '{{.status.exitCode}}' "$q" 2>&1)"
-sleep 2 # the counter has lines after the restart
-log=$(ls /var/log/pods/default_counter-*/main/0.log)
+wait_for 60 more_lines $(($(lines) + 5)) # and lines after the restart
+log=$(counter_log)
 say counter_lines "$(awk '{print $4}' "$log" | awk 'NR != $1 {bad = NR} END {print (bad ? "gap at " bad : "ok") " " NR}')"
 
 systemctl stop berth
