@@ -22,6 +22,7 @@ const (
 	upperName  = "upper"
 	workName   = "work"
 	lowerName  = "lower" // the empty lower layer of an image without layers
+	idmapName  = "idmap" // idmapped layers are attached below it while the overlay is made
 )
 
 // LayerDirs returns the absolute unpacked layer directories of the image
@@ -109,12 +110,25 @@ func (s *Store) MountRootfs(imageID, dir string, idmap *IDMap) (rootfs string, e
 		layers = []string{empty}
 	}
 	slices.Reverse(layers) // overlayfs lists the top layer first
-	opts, done, err := overlayOptions(layers, upper, work, idmap)
+	if idmap != nil {
+		mapped, detach, err := attachIDMapped(layers, filepath.Join(dir, idmapName), idmap)
+		if err != nil {
+			return "", fmt.Errorf("mount rootfs at %s: %w", rootfs, err)
+		}
+		// The overlay keeps private clones of its layers: the attached
+		// ones are needed only while it is made.
+		defer detach()
+		layers = mapped
+	}
+	opts, done, err := overlayOptions(layers, upper, work)
 	if err != nil {
 		return "", fmt.Errorf("mount rootfs at %s: %w", rootfs, err)
 	}
 	defer done()
 	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
+		if idmap != nil && errors.Is(err, unix.EINVAL) {
+			return "", errdefs.FailedPrecondition("mount rootfs at %s: overlayfs refused the idmapped layers a pod with its own user namespace needs (it takes them from Linux 5.19): %v", rootfs, err)
+		}
 		return "", fmt.Errorf("mount rootfs at %s (%d layers): %w", rootfs, len(layers), err)
 	}
 	return rootfs, nil
@@ -144,7 +158,7 @@ func (s *Store) MountReadOnly(imageID, dir string) (root string, err error) {
 	}
 	layers = append([]string{empty}, layers...)
 	slices.Reverse(layers) // overlayfs lists the top layer first
-	opts, done, err := overlayOptions(layers, "", "", nil)
+	opts, done, err := overlayOptions(layers, "", "")
 	if err != nil {
 		return "", fmt.Errorf("mount image %s read-only at %s: %w", imageID, root, err)
 	}
@@ -159,11 +173,9 @@ func (s *Store) MountReadOnly(imageID, dir string) (root string, err error) {
 // of it and splits it at ',' and ':', so when the plain paths do not fit or
 // contain those characters, each directory is opened and named by its short
 // /proc/self/fd path instead (resolved by the kernel during mount); done
-// closes those descriptors. With idmap set, each lower layer is named by a
-// detached idmapped clone of its mount, which goes away with the
-// descriptor once the overlay holds it. With upper == "" the overlay is
-// read-only and work is ignored.
-func overlayOptions(lower []string, upper, work string, idmap *IDMap) (opts string, done func(), err error) {
+// closes those descriptors. With upper == "" the overlay is read-only and
+// work is ignored.
+func overlayOptions(lower []string, upper, work string) (opts string, done func(), err error) {
 	format := func(lower []string, upper, work string) string {
 		if upper == "" {
 			return "lowerdir=" + strings.Join(lower, ":")
@@ -171,7 +183,7 @@ func overlayOptions(lower []string, upper, work string, idmap *IDMap) (opts stri
 		return "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work
 	}
 	plain := format(lower, upper, work)
-	if idmap == nil && len(plain) < unix.Getpagesize() &&
+	if len(plain) < unix.Getpagesize() &&
 		!strings.ContainsAny(strings.Join(append(slices.Clone(lower), upper, work), ""), ",:\\") {
 		return plain, func() {}, nil
 	}
@@ -181,38 +193,17 @@ func overlayOptions(lower []string, upper, work string, idmap *IDMap) (opts stri
 			unix.Close(fd)
 		}
 	}
-	fdPath := func(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 	byFD := func(p string) (string, error) {
 		fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return "", fmt.Errorf("open %s: %w", p, err)
 		}
 		fds = append(fds, fd)
-		return fdPath(fd), nil
-	}
-	openLower := byFD
-	if idmap != nil {
-		userns, err := unix.Open(idmap.UserNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return "", nil, fmt.Errorf("open user namespace: %w", err)
-		}
-		defer unix.Close(userns)
-		openLower = func(p string) (string, error) {
-			fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-			if err != nil {
-				return "", fmt.Errorf("clone mount of %s: %w", p, err)
-			}
-			fds = append(fds, fd)
-			attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
-			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-				return "", fmt.Errorf("idmap %s: %w", p, err)
-			}
-			return fdPath(fd), nil
-		}
+		return "/proc/self/fd/" + strconv.Itoa(fd), nil
 	}
 	short := make([]string, len(lower))
 	for i, p := range lower {
-		if short[i], err = openLower(p); err != nil {
+		if short[i], err = byFD(p); err != nil {
 			done()
 			return "", nil, err
 		}
@@ -234,6 +225,87 @@ func overlayOptions(lower []string, upper, work string, idmap *IDMap) (opts stri
 		return "", nil, fmt.Errorf("too many layers (%d) for one overlay mount", len(lower))
 	}
 	return opts, done, nil
+}
+
+// attachIDMapped attaches an idmapped clone of each layer at under/<i>
+// and returns their paths, in the order given, and detach, which undoes it.
+// Attached, not detached clones: overlayfs before Linux 6.15 takes only
+// layers mounted in the caller's mount namespace. A clone left attached by
+// a crash is detached by the next MountRootfs or UnmountRootfs of the
+// directory.
+func attachIDMapped(layers []string, under string, idmap *IDMap) (mapped []string, detach func(), err error) {
+	if err := detachIDMapped(under); err != nil {
+		return nil, nil, err
+	}
+	if err := os.Mkdir(under, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, nil, err
+	}
+	detach = func() { detachIDMapped(under) }
+	userns, err := unix.Open(idmap.UserNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open user namespace: %w", err)
+	}
+	defer unix.Close(userns)
+	attach := func(layer, target string) error {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, layer, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("clone mount of %s: %w", layer, err)
+		}
+		defer unix.Close(fd)
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+				return errdefs.FailedPrecondition("idmapped mount of %s: the kernel or the file system of berth's image store does not support idmapped mounts, which a pod with its own user namespace needs: %v", layer, err)
+			}
+			return fmt.Errorf("idmap %s: %w", layer, err)
+		}
+		if err := os.Mkdir(target, 0o700); err != nil {
+			return err
+		}
+		if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("attach idmapped %s at %s: %w", layer, target, err)
+		}
+		return nil
+	}
+	for i, layer := range layers {
+		target := filepath.Join(under, strconv.Itoa(i))
+		if err := attach(layer, target); err != nil {
+			detach()
+			return nil, nil, err
+		}
+		mapped = append(mapped, target)
+	}
+	return mapped, detach, nil
+}
+
+// detachIDMapped detaches what attachIDMapped attached below under and
+// removes the directories. It only ever removes empty directories, so a
+// layer still attached is never deleted through its mount.
+func detachIDMapped(under string) error {
+	entries, err := os.ReadDir(under)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("detach idmapped layers: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(under, e.Name())
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("detach idmapped layer %s: %w", p, err))
+			continue
+		}
+		if err := unix.Rmdir(p); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("detach idmapped layer: %w", &fs.PathError{Op: "rmdir", Path: p, Err: err}))
+		}
+	}
+	if len(errs) == 0 {
+		if err := unix.Rmdir(under); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, &fs.PathError{Op: "rmdir", Path: under, Err: err})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // UnmountRootfs undoes MountRootfs: it unmounts dir/rootfs (detaching it
@@ -262,6 +334,9 @@ func UnmountRootfs(dir string) error {
 	}
 	if mounted {
 		return fmt.Errorf("unmount %s: still mounted", rootfs)
+	}
+	if err := detachIDMapped(filepath.Join(dir, idmapName)); err != nil {
+		return err
 	}
 	var errs []error
 	for _, name := range []string{rootfsName, upperName, workName, lowerName} {

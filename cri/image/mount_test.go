@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,15 +157,64 @@ func TestMountRootfsIDMapped(t *testing.T) {
 	if got := owner(filepath.Join(dirs[0], "etc/motd")); got != "0:0" {
 		t.Errorf("layer file owned by %s on disk, want 0:0", got)
 	}
-	// Only the overlay remains mounted: the idmapped layer clones are gone.
+	// Only the overlay remains mounted: the idmapped layer clones are gone,
+	// and so are the directories they were attached at.
 	if n := mountCount(t, rootfs); n != 1 {
 		t.Errorf("%d mounts on rootfs, want 1", n)
+	}
+	if names := dirNames(t, dir); slices.Contains(names, idmapName) {
+		t.Errorf("container dir holds %v after MountRootfs, want no %s", names, idmapName)
 	}
 	if err := UnmountRootfs(dir); err != nil {
 		t.Fatal(err)
 	}
 	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("container dir holds %v after UnmountRootfs", names)
+	}
+}
+
+// A berthd killed while it made an idmapped rootfs leaves layer clones
+// attached in the container's directory: undoing the rootfs detaches them
+// and never deletes a layer through one.
+func TestUnmountRootfsDetachesLeftIDMappedLayers(t *testing.T) {
+	requiresRoot(t)
+	holder := exec.Command("sleep", "60")
+	holder.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 300000, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 300000, Size: 65536}},
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	s := openStore(t)
+	mustImport(t, s, writeDockerArchive(t, map[string]v1.Image{"m:1": buildImage(t, testConfig, baseLayer(t))}))
+	dirs, err := s.LayerDirs("m:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ctr")
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	idmap := &IDMap{UserNS: fmt.Sprintf("/proc/%d/ns/user", holder.Process.Pid), UID: 300000, GID: 300000}
+	mapped, _, err := attachIDMapped(dirs, filepath.Join(dir, idmapName), idmap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(mapped[0], unix.MNT_DETACH) })
+	if n := mountCount(t, mapped[0]); n != 1 {
+		t.Fatalf("%d mounts at %s, want the attached clone", n, mapped[0])
+	}
+	if err := UnmountRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("container dir holds %v after UnmountRootfs", names)
+	}
+	if _, err := os.Stat(filepath.Join(dirs[0], "etc/motd")); err != nil {
+		t.Errorf("layer content gone after UnmountRootfs: %v", err)
 	}
 }
 

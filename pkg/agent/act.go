@@ -196,6 +196,11 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, c *sandboxCreat
 		return "", nil, err
 	}
 	cfg.Annotations[annotationStartTime] = c.startTime.UTC().Format(time.RFC3339Nano)
+	us, err := w.m.userNamespace(ctx, pod)
+	if err != nil {
+		return "", nil, err
+	}
+	withUserNamespace(us, cfg, nil)
 	if err := w.prepareVolumes(ctx, pod); err != nil {
 		return "", nil, err
 	}
@@ -249,6 +254,11 @@ func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID stri
 	if err != nil {
 		return fail("CreateContainerConfigError", err)
 	}
+	us, err := w.m.userNamespace(ctx, pod)
+	if err != nil {
+		return fail("CreateContainerConfigError", err)
+	}
+	withUserNamespace(us, sbCfg, cfg)
 	rt := w.m.cfg.Runtime
 	created, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbCfg})
 	if err != nil {
@@ -353,5 +363,6 @@ func (w *worker) cleanup(uid types.UID) error {
 	if err := w.m.removeVolumes(uid); err != nil {
 		return err
 	}
+	w.m.ids.Release(uid)
 	return w.m.removePodCgroup(uid)
 }

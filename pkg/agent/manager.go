@@ -21,6 +21,7 @@ import (
 	"github.com/berth-project/berth/pkg/events"
 	"github.com/berth-project/berth/pkg/podstatus"
 	"github.com/berth-project/berth/pkg/probe"
+	"github.com/berth-project/berth/pkg/userns"
 )
 
 // Config is what the agent needs.
@@ -56,6 +57,9 @@ type Config struct {
 	Allocatable v1.ResourceList
 	Runtime     runtimeService
 	Images      imageService
+	// HostIDs hands out the host IDs of pods with hostUsers: false; nil
+	// makes one with a block for each of Allocatable's pods (110 if unset).
+	HostIDs hostIDs
 	// Status receives every pod's status; New makes one if nil.
 	Status *podstatus.Cache
 	// Events receives the pods' events; New makes one if nil.
@@ -97,6 +101,10 @@ type Manager struct {
 	cpuCapacity    int64 // millicores
 	hostIPs        []string
 	pullSlots      chan struct{} // one per pull in flight; nil: no bound
+	ids            hostIDs       // of pods with their own user namespace
+
+	idsMu    sync.Mutex
+	idsKnown bool // the blocks the runtime's sandboxes hold were taken in
 
 	mu       sync.Mutex
 	workers  map[string]*worker // by namespace/name
@@ -132,6 +140,14 @@ func New(cfg Config) *Manager {
 	mem, cpu := nodeCapacity()
 	m := &Manager{cfg: cfg, clock: cfg.Clock, status: cfg.Status, events: cfg.Events,
 		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}, admitted: map[types.UID]bool{}, applied: make(chan struct{})}
+	m.ids = cfg.HostIDs
+	if m.ids == nil {
+		pods := int(cfg.Allocatable.Pods().Value())
+		if pods == 0 {
+			pods = 110 // kubelet's default maxPods
+		}
+		m.ids = userns.New(pods)
+	}
 	if cfg.MaxParallelImagePulls > 0 {
 		m.pullSlots = make(chan struct{}, cfg.MaxParallelImagePulls)
 	}

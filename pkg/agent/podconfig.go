@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,6 +46,11 @@ func (w *worker) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSand
 	if err != nil {
 		return nil, err
 	}
+	// A copy: the agent adds its own, and the desired pod is shared.
+	annotations := maps.Clone(pod.Annotations)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
 	return &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{
 			Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt,
@@ -54,7 +60,7 @@ func (w *worker) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSand
 		DnsConfig:    dns,
 		PortMappings: portMappings(pod),
 		Labels:       labels,
-		Annotations:  pod.Annotations,
+		Annotations:  annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			CgroupParent:    w.m.cgroupParent(pod),
 			SecurityContext: sandboxSecurity(pod),

@@ -55,8 +55,8 @@ type Config struct {
 	// pods' emptyDirs (<PodDir>/<uid>/volumes/empty-dir) and logs
 	// (<LogDir>/<ns>_<name>_<uid>).
 	Root, PodDir, LogDir string
-	// MemInfo is /proc/meminfo unless set.
-	MemInfo string
+	// MemInfo is /proc/meminfo and CgroupFS /sys/fs/cgroup unless set.
+	MemInfo, CgroupFS string
 
 	Pods    Pods
 	Evictor Evictor
@@ -102,6 +102,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.MemInfo == "" {
 		cfg.MemInfo = "/proc/meminfo"
+	}
+	if cfg.CgroupFS == "" {
+		cfg.CgroupFS = "/sys/fs/cgroup"
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}

@@ -20,7 +20,7 @@ import (
 // filesystem of the node's root, imagefs from the one ImageFsInfo names.
 func (m *Manager) measureSignals(ctx context.Context) (map[Signal]reading, error) {
 	out := map[Signal]reading{}
-	mem, err := memoryReading(m.cfg.MemInfo)
+	mem, err := memoryReading(m.cfg.MemInfo, m.cfg.CgroupFS)
 	if err != nil {
 		return nil, err
 	}
@@ -44,15 +44,42 @@ func (m *Manager) measureSignals(ctx context.Context) (map[Signal]reading, error
 	return out, nil
 }
 
-// memoryReading is the node's memory as kubelet counts it: the working set
-// is what is in use less the file cache the kernel may drop first
-// (inactive_file), so available = MemFree + Inactive(file), of MemTotal.
-func memoryReading(meminfo string) (reading, error) {
-	data, err := os.ReadFile(meminfo)
+// memoryReading is the node's memory as kubelet counts it: its capacity
+// less the working set of the root cgroup, as cAdvisor measures it — what
+// is in use less the file cache the kernel may drop first (inactive_file).
+// On cgroup v2 the root cgroup has no memory.current, so what is in use is
+// its memory.stat's anon + file, as runc's cgroup library emulates it; on
+// v1 it is the root memory cgroup's usage_in_bytes. Without either, the
+// estimate is MemFree + Inactive(file).
+func memoryReading(meminfo, cgroupFS string) (reading, error) {
+	info, err := keyedValues(meminfo, 1024) // kB
 	if err != nil {
 		return reading{}, fmt.Errorf("eviction: %w", err)
 	}
-	fields := map[string]int64{}
+	total, ok := info["MemTotal"]
+	if !ok {
+		return reading{}, fmt.Errorf("eviction: %s has no MemTotal", meminfo)
+	}
+	available := info["MemFree"] + info["Inactive(file)"]
+	if st, err := keyedValues(filepath.Join(cgroupFS, "memory.stat"), 1); err == nil {
+		available = total - max(st["anon"]+st["file"]-st["inactive_file"], 0)
+	} else if st, err := keyedValues(filepath.Join(cgroupFS, "memory", "memory.stat"), 1); err == nil {
+		usage, err := os.ReadFile(filepath.Join(cgroupFS, "memory", "memory.usage_in_bytes"))
+		if n, perr := strconv.ParseInt(string(bytes.TrimSpace(usage)), 10, 64); err == nil && perr == nil {
+			available = total - max(n-st["total_inactive_file"], 0)
+		}
+	}
+	return reading{available: available, capacity: total}, nil
+}
+
+// keyedValues reads a file of "key value" lines (meminfo's keys end in
+// ':'), each value times unit.
+func keyedValues(path string, unit int64) (map[string]int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		f := bytes.Fields(sc.Bytes())
@@ -63,13 +90,9 @@ func memoryReading(meminfo string) (reading, error) {
 		if err != nil {
 			continue
 		}
-		fields[string(bytes.TrimSuffix(f[0], []byte(":")))] = n << 10 // kB
+		out[string(bytes.TrimSuffix(f[0], []byte(":")))] = n * unit
 	}
-	total, ok := fields["MemTotal"]
-	if !ok {
-		return reading{}, fmt.Errorf("eviction: %s has no MemTotal", meminfo)
-	}
-	return reading{available: fields["MemFree"] + fields["Inactive(file)"], capacity: total}, nil
+	return out, sc.Err()
 }
 
 // fsReadings are the bytes and inodes left on the filesystem at dir, as

@@ -102,6 +102,25 @@ func validateSpec(spec *v1.PodSpec, fld *field.Path) field.ErrorList {
 	if len(spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(fld.Child("ephemeralContainers"), "static pods cannot have ephemeral containers"))
 	}
+	errs = append(errs, validateHostUsers(spec, fld)...)
+	return errs
+}
+
+// validateHostUsers: a pod with a user namespace of its own shares no other
+// namespace with the host, as the API server requires.
+func validateHostUsers(spec *v1.PodSpec, fld *field.Path) field.ErrorList {
+	if spec.HostUsers == nil || *spec.HostUsers {
+		return nil
+	}
+	var errs field.ErrorList
+	for _, ns := range []struct {
+		name string
+		host bool
+	}{{"hostNetwork", spec.HostNetwork}, {"hostPID", spec.HostPID}, {"hostIPC", spec.HostIPC}} {
+		if ns.host {
+			errs = append(errs, field.Forbidden(fld.Child(ns.name), "when `hostUsers` is false, "+ns.name+" must be false"))
+		}
+	}
 	return errs
 }
 

@@ -228,6 +228,10 @@ func TestValidateErrors(t *testing.T) {
 `), "spec.containers[0].ports[0].hostPort", `Duplicate value: "8080/TCP"`},
 		{"hostNetwork hostPort differs", containerYAML("    ports: [{containerPort: 80, hostPort: 8080}]\n  hostNetwork: true\n"),
 			"spec.containers[0].ports[0].hostPort", "must match containerPort when hostNetwork is true"},
+		{"own users with the host's network", containerYAML("  hostUsers: false\n  hostNetwork: true\n"),
+			"spec.hostNetwork", "Forbidden: when `hostUsers` is false, hostNetwork must be false"},
+		{"own users with the host's PIDs", containerYAML("  hostUsers: false\n  hostPID: true\n"),
+			"spec.hostPID", "Forbidden: when `hostUsers` is false, hostPID must be false"},
 
 		// probes
 		{"probe without handler", containerYAML("    livenessProbe: {periodSeconds: 5}\n"),
@@ -298,6 +302,7 @@ metadata:
   annotations: {example.com/owner: ops}
 spec:
   hostNetwork: false
+  hostUsers: false
   dnsPolicy: None
   dnsConfig: {nameservers: [192.0.2.53]}
   restartPolicy: OnFailure

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -146,4 +149,83 @@ func squeezeSpaces(s string) string {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ownUsersManifest is a static pod with hostUsers: false, an emptyDir and
+// a hostPath volume.
+func ownUsersManifest(name, hostDir string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  hostUsers: false
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: %s
+    command: ["sleep", "3600"]
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+    - {name: host, mountPath: /host}
+  volumes:
+  - {name: scratch, emptyDir: {}}
+  - {name: host, hostPath: {path: %s, type: DirectoryOrCreate}}
+`, name, busybox, hostDir)
+}
+
+// Static pods with hostUsers: false: each gets a block of 65536 host IDs of
+// its own, above the host's, kept across a restart of berthd; its image and
+// its volumes belong to its root, and what it writes to a volume belongs
+// to the volume's root on disk.
+func TestStaticPodOwnUsers(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	firstID := func(name string) (id string, first int) {
+		t.Helper()
+		p := e.waitPod(name, "running", running)
+		id = strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "berth://")
+		pid, _ := e.verboseInfo(id)["pid"].(float64)
+		first = hostUID(t, int(pid))
+		if first < 65536 || first%65536 != 0 {
+			t.Errorf("pod %s runs as host uid %d, want a multiple of 65536 above the host's IDs", name, first)
+		}
+		return id, first
+	}
+	e.writeManifest("a.yaml", ownUsersManifest("a", filepath.Join(host, "a")))
+	e.writeManifest("b.yaml", ownUsersManifest("b", filepath.Join(host, "b")))
+	idA, a := firstID("a")
+	_, b := firstID("b")
+	if a == b {
+		t.Errorf("pods a and b share host IDs from %d", a)
+	}
+	out, _, code := e.exec(idA, "sh", "-c",
+		"cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g / /scratch /host; "+
+			"touch /scratch/f /host/f && stat -c %u:%g /host/f")
+	want := fmt.Sprintf("0 %d 65536\n0 %d 65536\n0:0\n0:0\n0:0\n0:0\n", a, a)
+	if got := squeezeSpaces(out); code != 0 || got != want {
+		t.Errorf("inside pod a: exit %d, output:\n%s\nwant:\n%s", code, got, want)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(host, "a", "f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("the file pod a's root wrote to its hostPath volume is %d:%d on disk, want 0:0 (an idmapped mount)", st.Uid, st.Gid)
+	}
+
+	// berthd dies; restarted, it knows a's and b's blocks and gives a new
+	// pod another one.
+	e.d.Kill()
+	if err := e.d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.rt, e.im = e.d.Runtime, e.d.Images
+	e.writeManifest("c.yaml", ownUsersManifest("c", filepath.Join(host, "c")))
+	_, c := firstID("c")
+	if c == a || c == b {
+		t.Errorf("pod c, made after berthd restarted, got host IDs from %d, which a (%d) or b (%d) holds", c, a, b)
+	}
+	if _, again := firstID("a"); again != a {
+		t.Errorf("pod a runs as host uid %d after berthd restarted, was %d", again, a)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/cgroups"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -57,6 +58,54 @@ spec:
     imagePullPolicy: Never
     command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
 `
+	usernsPod = `apiVersion: v1
+kind: Pod
+metadata: {name: userns}
+spec:
+  hostUsers: false
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: userns
+    image: berth.test/busybox:1
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+    - {name: host, mountPath: /host}
+  volumes:
+  - {name: scratch, emptyDir: {}}
+  - {name: host, hostPath: {path: /var/lib/userns-test, type: DirectoryOrCreate}}
+`
+)
+
+// The pods of the node pressure check: hog fills a Memory emptyDir by
+// 16 MiB every half second, up to 480 MiB; quiet only sleeps.
+const (
+	hogPod = `apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: hog
+    image: berth.test/busybox:1
+    imagePullPolicy: Never
+    command: ["sh", "-c", "i=0; while [ $i -lt 30 ]; do dd if=/dev/zero of=/m/$i bs=1M count=16 2>/dev/null; i=$((i+1)); sleep 0.5; done; exec sleep 3600"]
+    volumeMounts: [{name: m, mountPath: /m}]
+  volumes:
+  - {name: m, emptyDir: {medium: Memory}}
+`
+	quietPod = `apiVersion: v1
+kind: Pod
+metadata: {name: quiet}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: quiet
+    image: berth.test/busybox:1
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+`
 )
 
 // TestCgroups: berth on cgroup v2 under systemd with both cgroup drivers.
@@ -74,6 +123,9 @@ func TestCgroups(t *testing.T) {
 	g.write("limits.yaml", limitsPod)
 	g.write("oom.yaml", oomPod)
 	g.write("podoom.yaml", podOOMPod)
+	g.write("userns.yaml", usernsPod)
+	g.write("hog.yaml", hogPod)
+	g.write("quiet.yaml", quietPod)
 	res := g.boot()
 	weight := func(shares uint64) string {
 		return strconv.FormatUint(cgroups.ConvertCPUSharesToCgroupV2Value(shares), 10)
@@ -125,6 +177,16 @@ func TestCgroups(t *testing.T) {
 				}
 			}
 			g.checkStats(t, d, res[d+"_psi"])
+			// userns (hostUsers: false) on the guest's kernel: its root is a
+			// block of host IDs of its own, and owns its image and volumes
+			// through idmapped mounts; what it writes to a hostPath belongs
+			// to root on disk.
+			var first, n int
+			if _, err := fmt.Sscanf(res[d+"_userns_map"], "0 %d %d", &first, &n); err != nil || first < 65536 || first%65536 != 0 || n != 65536 {
+				t.Errorf("userns: uid_map %q, want 0 mapped to a block of 65536 host IDs above the host's", res[d+"_userns_map"])
+			}
+			want(t, map[string]string{"owners": res[d+"_userns_owners"], "written": res[d+"_userns_written"]},
+				map[string]string{"owners": "0:0 0:0 0:0 ", "written": "0:0"})
 		})
 	}
 	if res["mismatch_start"] == "0" {
@@ -134,6 +196,35 @@ func TestCgroups(t *testing.T) {
 		t.Errorf("the refusal of a mismatched driver does not say what to do: %q", m)
 	}
 	want(t, res, map[string]string{"back_start": "0", "done": "yes"})
+	g.checkEviction(t, res)
+}
+
+// checkEviction: the memory hog was evicted as kubelet evicts, for
+// memory, and the quiet pod beside it kept running.
+func (g *guest) checkEviction(t *testing.T, res map[string]string) {
+	t.Helper()
+	want(t, res, map[string]string{"evict_start": "0", "evict_evicted": "0"})
+	data, err := os.ReadFile(filepath.Join(g.share, "evict-pods.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pods corev1.PodList
+	if err := json.Unmarshal(data, &pods); err != nil {
+		t.Fatalf("berthctl pods -o json: %v\n%s", err, data)
+	}
+	phases := map[string]corev1.PodStatus{}
+	for _, p := range pods.Items {
+		phases[strings.TrimSuffix(p.Name, "-berth-vm")] = p.Status
+	}
+	hog, quiet := phases["hog"], phases["quiet"]
+	if hog.Phase != corev1.PodFailed || hog.Reason != "Evicted" ||
+		!strings.HasPrefix(hog.Message, "The node was low on resource: memory. Threshold quantity: "+res["evict_threshold_mi"]+"Mi") {
+		t.Errorf("the memory hog: phase %s, reason %q, message %q; want Failed, Evicted for memory", hog.Phase, hog.Reason, hog.Message)
+	}
+	if quiet.Phase != corev1.PodRunning {
+		t.Errorf("the quiet pod beside the hog is %s (%s), want Running", quiet.Phase, quiet.Message)
+	}
+	t.Logf("memory.available %s Mi at the start, threshold %s Mi; the hog: %s", res["evict_available_mi"], res["evict_threshold_mi"], hog.Message)
 }
 
 // readJSON decodes a CRI answer crictl wrote to the share.

@@ -2,7 +2,7 @@
 # Runs inside the VM (as /mnt/share/guest.sh): berth under systemd on
 # cgroup v2 with each cgroup driver in turn, first systemd's (the default
 # on a host systemd runs), then cgroupfs. For each it runs the pods of the
-# share (limits.yaml, oom.yaml, podoom.yaml) and records, as key=value
+# share (limits.yaml, oom.yaml, podoom.yaml, userns.yaml) and records, as key=value
 # lines prefixed with the driver, where their cgroups are and what the
 # kernel's files say; the CRI's answers (crictl inspect, stats) go to
 # <driver>-<what>.json files of the share, which TestCgroups parses.
@@ -27,7 +27,7 @@ drive() { # $1 names the run, $2 the flags
 	say ${d}_start $?
 	say ${d}_driver "$(cri info -o go-template --template '{{.config.cgroupDriver}}' 2>&1)"
 	berthctl images import $S/busybox.tar >/dev/null
-	cp $S/limits.yaml $S/oom.yaml $S/podoom.yaml /etc/berth/manifests/
+	cp $S/limits.yaml $S/oom.yaml $S/podoom.yaml $S/userns.yaml /etc/berth/manifests/
 	wait_for 180 running limits
 	id=$(cri ps -q --name limits --state running | head -1)
 	pid=$(cri inspect -o go-template --template '{{.info.pid}}' "$id")
@@ -58,6 +58,14 @@ drive() { # $1 names the run, $2 the flags
 	cri inspect "$(cri ps -aq --name oom | head -1)" >$S/$d-oom.json 2>&1
 	wait_for 180 exited podoom
 	cri inspect "$(cri ps -aq --name podoom | head -1)" >$S/$d-podoom.json 2>&1
+	# hostUsers: false on this kernel: idmapped image layers and volumes.
+	wait_for 180 running userns
+	u=$(cri ps -q --name userns --state running | head -1)
+	say ${d}_userns_map "$(cri exec "$u" cat /proc/self/uid_map 2>&1 | tr -s ' ' | sed 's/^ //')"
+	say ${d}_userns_owners "$(cri exec "$u" stat -c %u:%g / /scratch /host 2>&1 | tr '\n' ' ')"
+	cri exec "$u" touch /scratch/f /host/f
+	say ${d}_userns_written "$(stat -c %u:%g /var/lib/userns-test/f 2>&1)"
+	rm -rf /var/lib/userns-test
 	# The pods go, and their cgroups with them.
 	rm /etc/berth/manifests/*.yaml
 	wait_for 180 no_pods
@@ -84,6 +92,27 @@ systemctl stop berth
 journalctl -u berth --no-pager -o cat | grep -m1 'were made with the cgroupfs driver' >$S/mismatch.txt
 start "--cgroup-driver=cgroupfs"
 say back_start $?
+rm /etc/berth/manifests/*.yaml
+wait_for 180 no_pods
+systemctl stop berth
+
+# Node pressure on v2: memory.available as kubelet computes it (MemTotal
+# less the root cgroup's anon + file - inactive_file), a threshold 200 MiB
+# below what is available now, and a pod that eats memory (in a Memory
+# emptyDir, which its cgroup is charged for) evicted, the quiet one kept.
+total=$(awk '$1 == "MemTotal:" {print $2 * 1024}' /proc/meminfo)
+ws=$(awk '$1 == "anon" {a = $2} $1 == "file" {f = $2} $1 == "inactive_file" {i = $2} END {print a + f - i}' $cg/memory.stat)
+avail=$(( (total - ws) / 1048576 ))
+say evict_available_mi $avail
+say evict_threshold_mi $((avail - 200))
+start "--eviction-hard=memory.available<$((avail - 200))Mi --eviction-pressure-transition-period=30s"
+say evict_start $?
+cp $S/hog.yaml $S/quiet.yaml /etc/berth/manifests/
+evicted() { berthctl pods -o json 2>/dev/null | grep -q '"reason": *"Evicted"'; }
+wait_for 300 evicted
+say evict_evicted $?
+berthctl pods -o json >$S/evict-pods.json 2>&1
+berthctl status >$S/evict-status.txt 2>&1
 rm /etc/berth/manifests/*.yaml
 wait_for 180 no_pods
 systemctl stop berth
