@@ -132,6 +132,7 @@ func startAgent(ctx context.Context, cfg config.Config, deps agentDeps, log *slo
 		ClusterDomain: cfg.ClusterDomain,
 
 		SystemdCgroups:        cfg.CgroupDriver == "systemd",
+		SwapBehavior:          cfg.SwapBehavior,
 		MaxRestartPeriod:      cfg.MaxContainerRestartPeriod.Duration,
 		MaxParallelImagePulls: cfg.MaxParallelImagePulls,
 		SyncDuration:          reg.ObservePodWorker,
@@ -210,16 +211,16 @@ func startAgent(ctx context.Context, cfg config.Config, deps agentDeps, log *slo
 			}
 			return 0
 		}))
-		if kubeletListener != nil {
-			err := startKubeletAPI(ctx, cfg, plugin, kubeletapi.Config{
-				NodeName: nodeName, Listener: kubeletListener, Pods: mgr.Status(),
-				Containers: rt, Streams: rt, Stats: rt, ContainerMetrics: rt, ImageFS: runtimeapi.NewImageServiceClient(conn),
-				RootDir: cfg.Root, PodDir: filepath.Join(cfg.Root, "pods"), PodLogsDir: cfg.PodLogsDir, Metrics: reg.Gatherer(), ProbeMetrics: probes, Log: log.With("api", "kubelet"),
-				ReadOnlyListener: readOnlyListener,
-			})
-			if err != nil {
-				return nil, err
-			}
+	}
+	if kubeletListener != nil || readOnlyListener != nil {
+		api := kubeletapi.Config{
+			NodeName: nodeName, Listener: kubeletListener, Pods: mgr.Status(),
+			Containers: rt, Streams: rt, Stats: rt, ContainerMetrics: rt, ImageFS: runtimeapi.NewImageServiceClient(conn),
+			RootDir: cfg.Root, PodDir: filepath.Join(cfg.Root, "pods"), PodLogsDir: cfg.PodLogsDir, Metrics: reg.Gatherer(), ProbeMetrics: probes, Log: log.With("api", "kubelet"),
+			ReadOnlyListener: readOnlyListener,
+		}
+		if err := startKubeletAPI(ctx, cfg, plugin, api); err != nil {
+			return nil, err
 		}
 	}
 	socket := cfg.APISocket
@@ -351,8 +352,13 @@ type kubeletAuth interface {
 var _ kubeletAuth = (*kube.Plugin)(nil)
 
 // startKubeletAPI completes api with the serving certificate and the
-// callers' authentication, and serves it until ctx ends.
+// callers' authentication, and serves it until ctx ends. Without a
+// secure listener (no control plane to review callers) it serves the
+// read-only port alone, as a standalone kubelet with one would.
 func startKubeletAPI(ctx context.Context, cfg config.Config, plugin upstream.Plugin, api kubeletapi.Config) error {
+	if api.Listener == nil {
+		return serveKubeletAPI(ctx, api)
+	}
 	auth, ok := plugin.(kubeletAuth)
 	if !ok {
 		return fmt.Errorf("kubelet API: upstream %s cannot review its callers", plugin.Name())
@@ -384,6 +390,10 @@ func startKubeletAPI(ctx context.Context, cfg config.Config, plugin upstream.Plu
 	} else {
 		api.Log.Warn("kubelet API: no client CA (the kubeconfig names none; see --client-ca-file): only bearer tokens authenticate")
 	}
+	return serveKubeletAPI(ctx, api)
+}
+
+func serveKubeletAPI(ctx context.Context, api kubeletapi.Config) error {
 	srv, err := kubeletapi.New(api)
 	if err != nil {
 		return err

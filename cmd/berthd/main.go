@@ -76,6 +76,9 @@ func run() error {
 			return err
 		}
 	}
+	if cfg.SwapBehavior == "LimitedSwap" && !cgroup.Unified() {
+		return errors.New("swapBehavior LimitedSwap needs cgroup v2 (this host runs cgroup v1): use NoSwap, as kubelet requires")
+	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(os.Stderr, logOptions(level)))
@@ -207,7 +210,7 @@ func flagSet(c *config.Config) (fs *flag.FlagSet, configFile, configDir *string)
 	fs.StringVar(&c.ContainerLogMaxSize, "container-log-max-size", c.ContainerLogMaxSize, "size at which a container's log is rotated (\"0\": never), as kubelet")
 	fs.IntVar(&c.ContainerLogMaxFiles, "container-log-max-files", c.ContainerLogMaxFiles, "log files kept per container, the live one included, as kubelet")
 	fs.BoolVar(&c.FailSwapOn, "fail-swap-on", c.FailSwapOn, "refuse to start while swap is on, as kubelet")
-	fs.IntVar(&c.ReadOnlyPort, "read-only-port", c.ReadOnlyPort, "port of kubelet's unauthenticated read-only API on --address (upstream kubernetes; 0: none)")
+	fs.IntVar(&c.ReadOnlyPort, "read-only-port", c.ReadOnlyPort, "port of kubelet's unauthenticated read-only API on --address (0: none)")
 	fs.StringVar(&c.HealthzBindAddress, "healthz-bind-address", c.HealthzBindAddress, "IP address /healthz is served on")
 	fs.IntVar(&c.HealthzPort, "healthz-port", c.HealthzPort, "port /healthz is served on (0: none)")
 	fs.IntVar(&c.MaxPods, "max-pods", c.MaxPods, "the most pods this node runs")

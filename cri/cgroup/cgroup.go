@@ -7,9 +7,11 @@ package cgroup
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/berth-project/berth/cri/errdefs"
 )
@@ -55,10 +57,13 @@ func (d Driver) CheckParent(parent string) error {
 	return nil
 }
 
-// Path is the runc cgroupsPath of container id under parent.
+// Path is the runc cgroupsPath of container id under parent. A systemd
+// parent may be given as a path of slices ("/kubepods.slice/kubepods-
+// burstable.slice", critest's "/test.slice"): systemd places a slice by
+// its name alone, so only the last is used, as containerd does.
 func (d Driver) Path(parent, id string) string {
 	if d == Systemd {
-		return parent + ":berth:" + id
+		return path.Base(parent) + ":berth:" + id
 	}
 	return filepath.Join(parent, id)
 }
@@ -96,10 +101,13 @@ func expandSlice(slice string) string {
 }
 
 // Unified reports whether the host runs cgroup v2 only.
-func Unified() bool {
+//
+// It is read once: a host does not change hierarchies under a running
+// berthd, and containers are created often.
+var Unified = sync.OnceValue(func() bool {
 	_, err := os.Stat(filepath.Join(Mountpoint, "cgroup.controllers"))
 	return err == nil
-}
+})
 
 // OOMFiles are the files whose "oom_kill" counter tells whether the
 // container at cgroupsPath was OOM-killed.

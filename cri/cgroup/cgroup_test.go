@@ -11,6 +11,11 @@ func TestPaths(t *testing.T) {
 		{Cgroupfs, "/kubepods/besteffort/pod1", "abc", "/kubepods/besteffort/pod1/abc", "/kubepods/besteffort/pod1/abc"},
 		{Systemd, "kubepods-besteffort-pod1.slice", "abc", "kubepods-besteffort-pod1.slice:berth:abc",
 			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/berth-abc.scope"},
+		// A path of slices, as kubelet and critest may give it: the last
+		// names the slice.
+		{Systemd, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice", "abc", "kubepods-besteffort-pod1.slice:berth:abc",
+			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/berth-abc.scope"},
+		{Systemd, "/test.slice", "abc", "test.slice:berth:abc", "/test.slice/berth-abc.scope"},
 	}
 	for _, tt := range tests {
 		p := tt.driver.Path(tt.parent, tt.id)

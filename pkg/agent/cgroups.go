@@ -209,7 +209,9 @@ func (m *Manager) applyPodCgroup(pod *v1.Pod) error {
 	if len(m.rootCgroup()) == 0 {
 		return nil
 	}
-	if err := m.applyCgroup(m.podCgroup(qosClass(pod), pod.UID), podCgroupResources(pod)); err != nil {
+	r := podCgroupResources(pod)
+	r.HugetlbLimit = podHugePageLimits(pod, m.hugePageSizes)
+	if err := m.applyCgroup(m.podCgroup(qosClass(pod), pod.UID), r); err != nil {
 		return fmt.Errorf("pod %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -48,6 +49,9 @@ type Config struct {
 	// runtime's cgroup driver's syntax; "" puts pods where the runtime
 	// puts them by default.
 	CgroupRoot string
+	// SwapBehavior is kubelet's memorySwap.swapBehavior: "NoSwap" or ""
+	// (no container swaps), "LimitedSwap" (see swapLimit); cgroup v2 only.
+	SwapBehavior string
 	// SystemdCgroups names the pod cgroups as slices (kubepods-burstable-
 	// pod<uid>.slice) for a runtime using the systemd cgroup driver.
 	SystemdCgroups bool
@@ -102,6 +106,9 @@ type Manager struct {
 	hostIPs        []string
 	pullSlots      chan struct{} // one per pull in flight; nil: no bound
 	ids            hostIDs       // of pods with their own user namespace
+	hugePageSizes  []string      // the node's, as the cgroup names them ("2MB")
+	unified        bool          // the host runs cgroup v2
+	swapCapacity   int64         // the node's swap, in bytes
 
 	idsMu    sync.Mutex
 	idsKnown bool // the blocks the runtime's sandboxes hold were taken in
@@ -140,6 +147,8 @@ func New(cfg Config) *Manager {
 	mem, cpu := nodeCapacity()
 	m := &Manager{cfg: cfg, clock: cfg.Clock, status: cfg.Status, events: cfg.Events,
 		memoryCapacity: mem, cpuCapacity: cpu, hostIPs: hostIPs(), workers: map[string]*worker{}, admitted: map[types.UID]bool{}, applied: make(chan struct{})}
+	m.hugePageSizes = nodeHugePageSizes()
+	m.unified, m.swapCapacity = cgroups.IsCgroup2UnifiedMode(), nodeSwap()
 	m.ids = cfg.HostIDs
 	if m.ids == nil {
 		pods := int(cfg.Allocatable.Pods().Value())

@@ -202,6 +202,11 @@ func (w *worker) containerConfig(pod *v1.Pod, c *v1.Container, s containerStart,
 		}
 		annotations[annotationPreStop] = string(data)
 	}
+	resources := containerResources(pod, c, w.m.memoryCapacity)
+	resources.HugepageLimits = hugePageLimits(c.Resources.Limits, w.m.hugePageSizes)
+	if w.m.unified {
+		resources.Unified = swapSetting(swapLimit(w.m.cfg.SwapBehavior, pod, c, w.m.memoryCapacity, w.m.swapCapacity))
+	}
 	return &runtimeapi.ContainerConfig{
 		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: s.attempt},
 		Image:       &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
@@ -218,7 +223,7 @@ func (w *worker) containerConfig(pod *v1.Pod, c *v1.Container, s containerStart,
 		Tty:         c.TTY,
 		StopSignal:  stopSignal(c),
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       containerResources(pod, c, w.m.memoryCapacity),
+			Resources:       resources,
 			SecurityContext: containerSecurity(pod, c),
 		},
 	}, nil

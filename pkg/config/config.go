@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,8 +102,13 @@ type Config struct {
 	// FailSwapOn refuses to start on a host with swap on, as kubelet's
 	// setting of the same name.
 	FailSwapOn bool `json:"failSwapOn"`
+	// SwapBehavior is kubelet's memorySwap.swapBehavior: "NoSwap" (or "")
+	// keeps every container out of swap, "LimitedSwap" lets containers of
+	// Burstable pods swap in proportion to their memory requests (cgroup
+	// v2 only).
+	SwapBehavior string `json:"swapBehavior"`
 	// ReadOnlyPort serves kubelet's unauthenticated read-only API on
-	// Address over plain HTTP (upstream kubernetes); 0 serves none.
+	// Address over plain HTTP; 0 serves none.
 	ReadOnlyPort int `json:"readOnlyPort"`
 	// HealthzBindAddress and HealthzPort serve /healthz, as kubelet's
 	// settings of the same names; port 0 serves none.
@@ -414,8 +420,8 @@ func (c Config) Validate() (warnings []string, err error) {
 			return nil, fmt.Errorf("config: %s %d must be from 0 to 65535", name, p)
 		}
 	}
-	if c.ReadOnlyPort != 0 && c.UpstreamPlugin() != "kubernetes" {
-		return nil, fmt.Errorf("config: readOnlyPort %d: only a Kubernetes node (upstream kubernetes) serves kubelet's API", c.ReadOnlyPort)
+	if !slices.Contains([]string{"", "NoSwap", "LimitedSwap"}, c.SwapBehavior) {
+		return nil, fmt.Errorf("config: swapBehavior %q must be NoSwap or LimitedSwap", c.SwapBehavior)
 	}
 	if c.HealthzPort != 0 && net.ParseIP(c.HealthzBindAddress) == nil {
 		return nil, fmt.Errorf("config: healthzBindAddress %q is not an IP address", c.HealthzBindAddress)

@@ -199,6 +199,10 @@ var kubeletFields = map[string]func(c *Config, kc *kubeletv1beta1.KubeletConfigu
 		c.FailSwapOn = ptr.Deref(kc.FailSwapOn, c.FailSwapOn)
 		return nil
 	},
+	"memorySwap": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {
+		c.SwapBehavior = kc.MemorySwap.SwapBehavior
+		return nil
+	},
 	"address": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error { c.Address = kc.Address; return nil },
 	"port":    func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error { c.Port = int(kc.Port); return nil },
 	"tlsCertFile": func(c *Config, kc *kubeletv1beta1.KubeletConfiguration) error {

@@ -48,6 +48,7 @@ clusterDomain: cluster.local
 resolvConf: ""
 healthzPort: 0
 readOnlyPort: 10255
+memorySwap: {swapBehavior: LimitedSwap}
 serializeImagePulls: false
 maxParallelImagePulls: 3
 crashLoopBackOff:
@@ -75,7 +76,8 @@ logLevel: debug
 	}
 	if c.MaxPods != 50 || len(c.ClusterDNS) != 1 || c.ClusterDomain != "cluster.local" || c.ResolvConf != "" ||
 		c.HealthzPort != 0 || c.ReadOnlyPort != 10255 || c.MaxParallelImagePulls != 3 || c.MaxContainerRestartPeriod.Duration != 30*time.Second ||
-		c.ShutdownGracePeriod.Duration != 30*time.Second || c.ShutdownGracePeriodCriticalPods.Duration != 10*time.Second {
+		c.ShutdownGracePeriod.Duration != 30*time.Second || c.ShutdownGracePeriodCriticalPods.Duration != 10*time.Second ||
+		c.SwapBehavior != "LimitedSwap" {
 		t.Errorf("node settings from the file: %+v", c)
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], path) || !strings.HasSuffix(warnings[0], "ignored: cpuManagerPolicy, topologyManagerPolicy") {

@@ -23,12 +23,15 @@ import (
 type Config struct {
 	// NodeName is the Node the API is authorized as: nodes/<NodeName>.
 	NodeName string
-	// Listener is where the API is served, TLS on top.
+	// Listener is where the API is served, TLS on top; nil serves only
+	// the read-only port (a node without a control plane to review its
+	// callers).
 	Listener net.Listener
 	// ReadOnlyListener, if set, serves kubelet's read-only port: the
 	// API's reads of pods, stats and metrics over plain HTTP, to anyone.
 	ReadOnlyListener net.Listener
-	// Certificate is the serving certificate (see ServingCertificate).
+	// Certificate is the serving certificate (see ServingCertificate);
+	// with Tokens and Access it is needed only with a Listener.
 	Certificate tls.Certificate
 	// ClientCAs verify client certificates; nil trusts none, and only
 	// bearer tokens authenticate.
@@ -73,11 +76,11 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.NodeName == "":
 		return nil, errors.New("kubelet API: a node name is required")
-	case cfg.Listener == nil:
+	case cfg.Listener == nil && cfg.ReadOnlyListener == nil:
 		return nil, errors.New("kubelet API: a listener is required")
-	case len(cfg.Certificate.Certificate) == 0:
+	case cfg.Listener != nil && len(cfg.Certificate.Certificate) == 0:
 		return nil, errors.New("kubelet API: a serving certificate is required")
-	case cfg.Tokens == nil || cfg.Access == nil:
+	case cfg.Listener != nil && (cfg.Tokens == nil || cfg.Access == nil):
 		return nil, errors.New("kubelet API: token and access reviewers are required")
 	case cfg.Pods == nil || cfg.Containers == nil || cfg.Streams == nil || cfg.Stats == nil || cfg.ImageFS == nil || cfg.ContainerMetrics == nil:
 		return nil, errors.New("kubelet API: the pods and the runtime are required")
@@ -193,6 +196,10 @@ func (s *Server) Run(ctx context.Context) error {
 				s.cfg.Log.Error("kubelet read-only port stopped", "err", err)
 			}
 		}()
+	}
+	if s.cfg.Listener == nil {
+		<-ctx.Done()
+		return nil
 	}
 	s.cfg.Log.Info("kubelet API serving", "address", s.cfg.Listener.Addr().String())
 	if err := srv.ServeTLS(s.cfg.Listener, "", ""); !errors.Is(err, http.ErrServerClosed) {

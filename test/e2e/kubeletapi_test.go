@@ -352,3 +352,33 @@ func summaryContainer(s statsapi.Summary, ns, pod, container string) *statsapi.C
 	}
 	return nil
 }
+
+// A node without a control plane serves kubelet's read-only port when
+// asked: the stats summary and the cAdvisor metrics of its static pods.
+func TestKubeletReadOnlyPortStandalone(t *testing.T) {
+	readOnly := freePort(t)
+	e := newEnvWith(t, func(d *harness.Daemon) {
+		d.AddArgs("--read-only-port", strconv.Itoa(int(readOnly)))
+	})
+	e.writeManifest("ro.yaml", sleeperManifest("ro", ""))
+	e.waitPod("ro", "running", running)
+	base := "http://127.0.0.1:" + strconv.Itoa(int(readOnly))
+	name := "ro-" + e.d.NodeName
+	var summary statsapi.Summary
+	testutil.Eventually(t, "ro's container in the read-only port's stats summary", func() bool {
+		body, err := httpGet(base + "/stats/summary")
+		if err != nil || json.Unmarshal([]byte(body), &summary) != nil {
+			return false
+		}
+		c := summaryContainer(summary, "default", name, "main")
+		return c != nil && c.Memory != nil && ptr.Deref(c.Memory.WorkingSetBytes, 0) > 0
+	})
+	if summary.Node.NodeName != e.d.NodeName || ptr.Deref(summary.Node.Memory.AvailableBytes, 0) == 0 {
+		t.Errorf("node in the summary: %+v", summary.Node)
+	}
+	body, err := httpGet(base + "/metrics/cadvisor")
+	if err != nil || !strings.Contains(body, `container_memory_working_set_bytes{container="main"`) ||
+		!strings.Contains(body, `pod="`+name+`"`) {
+		t.Errorf("read-only port /metrics/cadvisor: %v\n%s", err, grepLines(body, "working_set"))
+	}
+}

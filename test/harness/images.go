@@ -34,6 +34,11 @@ var busyboxApplets = []string{
 // with busybox and its applets, /etc/passwd and /etc/group with a user
 // "app" (1000:1000) in group "staff" (50) too, and /tmp.
 func BusyboxImage(cfg v1.Config) (v1.Image, error) {
+	return BusyboxImageWith(cfg, busyboxApplets)
+}
+
+// BusyboxImageWith is BusyboxImage with the given applets in /bin.
+func BusyboxImageWith(cfg v1.Config, applets []string) (v1.Image, error) {
 	bb, err := os.ReadFile(BusyboxBinary)
 	if err != nil {
 		return nil, fmt.Errorf("%w (install Debian's busybox-static: make deps)", err)
@@ -54,7 +59,7 @@ func BusyboxImage(cfg v1.Config) (v1.Image, error) {
 	dir("home/", 0o755)
 	dir("home/app/", 0o755)
 	file("bin/busybox", 0o755, bb)
-	for _, a := range busyboxApplets {
+	for _, a := range applets {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: now})
 	}
 	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))

@@ -14,9 +14,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	"k8s.io/utils/ptr"
 )
 
-// The pods of TestCgroups. limits is Burstable (requests below limits);
+// The pods of TestCgroups. limits is Burstable (requests below limits),
+// with 4 MiB of 2 MiB huge pages;
 // oom outgrows its own memory limit; podoom outgrows its pod's
 // (spec.resources), its container having none.
 const (
@@ -31,8 +34,8 @@ spec:
     imagePullPolicy: Never
     command: ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 3600"]
     resources:
-      requests: {cpu: 250m, memory: 32Mi}
-      limits: {cpu: 500m, memory: 64Mi}
+      requests: {cpu: 250m, memory: 32Mi, hugepages-2Mi: 4Mi}
+      limits: {cpu: 500m, memory: 64Mi, hugepages-2Mi: 4Mi}
 `
 	oomPod = `apiVersion: v1
 kind: Pod
@@ -142,6 +145,8 @@ func TestCgroups(t *testing.T) {
 				"container_cpu.max":         "50000 100000",
 				"container_cpu.weight":      weight(256),
 				"container_pids.max":        "max",
+				"container_hugetlb.2MB.max": "4194304",
+				"pod_hugetlb.2MB.max":       "4194304",
 				"pod_memory.max":            "67108864",
 				"pod_cpu.max":               "50000 100000",
 				"pod_cpu.weight":            weight(256),
@@ -197,6 +202,22 @@ func TestCgroups(t *testing.T) {
 	}
 	want(t, res, map[string]string{"back_start": "0", "done": "yes"})
 	g.checkEviction(t, res)
+	checkSwap(t, res)
+}
+
+// checkSwap: memory.swap.max per the node's swap behaviour, as kubelet
+// sets it: none under NoSwap, also without a memory limit; under
+// LimitedSwap the Burstable limits container's request (32 MiB) share of
+// the node's memory, times its swap, and none for the BestEffort quiet.
+func checkSwap(t *testing.T, res map[string]string) {
+	t.Helper()
+	want(t, res, map[string]string{"noswap_unlimited": "0", "swap_on": "0", "swap_start": "0", "swap_quiet": "0"})
+	mem, _ := strconv.ParseInt(res["swap_memtotal"], 10, 64)
+	swap, _ := strconv.ParseInt(res["swap_swaptotal"], 10, 64)
+	got, err := strconv.ParseInt(res["swap_limits"], 10, 64)
+	if expect := int64(float64(32<<20) / float64(mem) * float64(swap)); err != nil || expect == 0 || diff(uint64(got), uint64(expect)) > 4096 {
+		t.Errorf("LimitedSwap: the Burstable container's memory.swap.max is %q, want about %d (32Mi of %d memory, times %d swap)", res["swap_limits"], expect, mem, swap)
+	}
 }
 
 // checkEviction: the memory hog was evicted as kubelet evicts, for
@@ -284,6 +305,41 @@ func (g *guest) checkStats(t *testing.T, d, psi string) {
 		t.Logf("no PSI on this kernel (cpu.pressure: %s)", psi)
 	} else if st.GetCpu().GetPsi() == nil || st.GetMemory().GetPsi() == nil {
 		t.Errorf("the kernel has PSI (%s) but crictl stats shows none", psi)
+	}
+	// The stats summary and the cAdvisor metrics of kubelet's read-only
+	// port agree with the kernel as well.
+	data, _ := os.ReadFile(filepath.Join(g.share, d+"-summary.json"))
+	var summary statsapi.Summary
+	if err := json.Unmarshal(data, &summary); err != nil {
+		t.Errorf("/stats/summary: %v\n%.500s", err, data)
+	}
+	var sc *statsapi.ContainerStats
+	for _, p := range summary.Pods {
+		for i, c := range p.Containers {
+			if p.PodRef.Name == "limits-berth-vm" && c.Name == "limits" {
+				sc = &p.Containers[i]
+			}
+		}
+	}
+	if sc == nil || sc.Memory == nil || sc.CPU == nil {
+		t.Errorf("/stats/summary has no stats of the limits container:\n%.1000s", data)
+	} else if sws := ptr.Deref(sc.Memory.WorkingSetBytes, 0); sws == 0 || diff(sws, kernel) > 1<<20 || ptr.Deref(sc.CPU.UsageCoreNanoSeconds, 0) == 0 {
+		t.Errorf("/stats/summary: working set %d (the kernel's %d), CPU %d ns", sws, kernel, ptr.Deref(sc.CPU.UsageCoreNanoSeconds, 0))
+	}
+	if ptr.Deref(summary.Node.Memory.AvailableBytes, 0) == 0 {
+		t.Errorf("/stats/summary: the node's memory %+v", summary.Node.Memory)
+	}
+	data, _ = os.ReadFile(filepath.Join(g.share, d+"-cadvisor.txt"))
+	var cws uint64
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "container_memory_working_set_bytes{") && strings.Contains(line, `container="limits"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			cws = uint64(v)
+		}
+	}
+	if cws == 0 || diff(cws, kernel) > 1<<20 {
+		t.Errorf("/metrics/cadvisor: the limits container's working set %d, the kernel's %d\n%.500s", cws, kernel, data)
 	}
 	var ps runtimeapi.ListPodSandboxStatsResponse
 	g.readJSON(d+"-statsp.json", &ps)

@@ -17,7 +17,7 @@ no_pods() { [ -z "$(cri pods -q 2>/dev/null)" ]; }
 absent() { [ ! -e "$1" ]; }
 
 start() { # start berth with driver flags $1 ("" for the default)
-	printf 'BERTH_EXTRA_ARGS="%s"\n' "$1" >/etc/default/berth
+	printf 'BERTH_EXTRA_ARGS="--read-only-port=10255 %s"\n' "$1" >/etc/default/berth
 	systemctl start berth
 }
 
@@ -34,10 +34,10 @@ drive() { # $1 names the run, $2 the flags
 	c=$(cut -d: -f3 /proc/$pid/cgroup)
 	p=$(dirname "$c")
 	say ${d}_container_cgroup "$c"
-	for f in memory.max memory.swap.max cpu.max cpu.weight pids.max; do
+	for f in memory.max memory.swap.max cpu.max cpu.weight pids.max hugetlb.2MB.max; do
 		say ${d}_container_$f "$(cat $cg$c/$f 2>&1)"
 	done
-	for f in memory.max cpu.max cpu.weight; do
+	for f in memory.max cpu.max cpu.weight hugetlb.2MB.max; do
 		say ${d}_pod_$f "$(cat $cg$p/$f 2>&1)"
 	done
 	say ${d}_qos_cpu.weight "$(cat $cg$(dirname "$p")/cpu.weight 2>&1)"
@@ -51,6 +51,9 @@ drive() { # $1 names the run, $2 the flags
 	# Stats (the container counted to 20000 as it started: it has CPU to show).
 	cri stats -o json --id "$id" >$S/$d-stats.json 2>&1
 	cri statsp -o json --id "$(cri pods -q --name limits | head -1)" >$S/$d-statsp.json 2>&1
+	# kubelet's read-only port, from inside the pod (the node is its gateway).
+	cri exec "$id" wget -qO- http://10.88.0.1:10255/stats/summary >$S/$d-summary.json 2>&1
+	cri exec "$id" wget -qO- http://10.88.0.1:10255/metrics/cadvisor >$S/$d-cadvisor.txt 2>&1
 	cat $cg$c/memory.stat >$S/$d-memory.stat 2>&1
 	cat $cg$c/memory.current >$S/$d-memory.current 2>&1
 	say ${d}_psi "$(cat $cg$c/cpu.pressure 2>&1 | head -1)"
@@ -113,9 +116,35 @@ wait_for 300 evicted
 say evict_evicted $?
 berthctl pods -o json >$S/evict-pods.json 2>&1
 berthctl status >$S/evict-status.txt 2>&1
+# NoSwap (the default): a container without a memory limit may not swap
+# either.
+q=$(cri ps -q --name quiet --state running | head -1)
+say noswap_unlimited "$(cat $cg$(cut -d: -f3 /proc/$(cri inspect -o go-template --template '{{.info.pid}}' "$q")/cgroup)/memory.swap.max 2>&1)"
 rm /etc/berth/manifests/*.yaml
 wait_for 180 no_pods
 systemctl stop berth
+
+# LimitedSwap with swap on: the Burstable container may swap its memory
+# request's share of the node's memory, times the swap; the BestEffort
+# one none.
+fallocate -l 256M /swapfile && chmod 600 /swapfile && mkswap -q /swapfile && swapon /swapfile
+say swap_on $?
+printf 'apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailSwapOn: false\nmemorySwap: {swapBehavior: LimitedSwap}\n' >/etc/berth/swap.yaml
+start "--config=/etc/berth/swap.yaml"
+say swap_start $?
+say swap_memtotal "$(awk '$1 == "MemTotal:" {print $2 * 1024}' /proc/meminfo)"
+say swap_swaptotal "$(awk '$1 == "SwapTotal:" {print $2 * 1024}' /proc/meminfo)"
+cp $S/limits.yaml $S/quiet.yaml /etc/berth/manifests/
+wait_for 180 running limits
+wait_for 180 running quiet
+for n in limits quiet; do
+	i=$(cri ps -q --name $n --state running | head -1)
+	say swap_$n "$(cat $cg$(cut -d: -f3 /proc/$(cri inspect -o go-template --template '{{.info.pid}}' "$i")/cgroup)/memory.swap.max 2>&1)"
+done
+rm /etc/berth/manifests/*.yaml
+wait_for 180 no_pods
+systemctl stop berth
+swapoff /swapfile
 
 journalctl -u berth --no-pager -o short-monotonic >$S/journal.txt 2>&1
 say done yes
