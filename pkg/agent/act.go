@@ -85,26 +85,35 @@ func (w *worker) act(ctx context.Context, pod *v1.Pod, obs observation, a podAct
 	if len(a.start) == 0 && a.createSandbox == nil {
 		return r, nil
 	}
-	sandboxID, ips := a.sandboxID, []string(nil)
+	sandboxID, ips, hostIDs := a.sandboxID, []string(nil), ""
 	for _, s := range obs.sandboxes {
 		if s.id == sandboxID {
-			ips = s.ips
+			ips, hostIDs = s.ips, s.hostIDs
 		}
 	}
+	var us *runtimeapi.UserNamespace
 	if a.createSandbox != nil {
 		var err error
-		if sandboxID, ips, err = w.createSandbox(ctx, pod, a.createSandbox); err != nil {
+		if sandboxID, ips, us, err = w.createSandbox(ctx, pod, a.createSandbox); err != nil {
 			w.sandboxErr = err.Error()
 			return r, err
 		}
 		r.changed = true
+	} else {
+		var err error
+		if us, err = sandboxUserNamespace(pod, sandboxID, hostIDs); err != nil {
+			for _, s := range a.start {
+				r.failed[s.container.Name] = v1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}
+			}
+			return r, err
+		}
 	}
 	w.sandboxErr = ""
 	if pod.Spec.HostNetwork {
 		ips = w.m.hostIPs
 	}
 	for _, s := range a.start {
-		if wt, err := w.startContainer(ctx, pod, sandboxID, ips, s); err != nil {
+		if wt, err := w.startContainer(ctx, pod, sandboxID, ips, us, s); err != nil {
 			w.m.cfg.Log.Warn("start container", "pod", w.key, "container", s.container.Name, "err", err)
 			r.failed[s.container.Name] = wt
 			if wt.Reason == "PostStartHookError" {
@@ -190,36 +199,39 @@ func (w *worker) kill(ctx context.Context, k containerKill, podIP string, runPre
 }
 
 // createSandbox prepares the pod's volumes and cgroup and runs its sandbox.
-func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, c *sandboxCreate) (string, []string, error) {
+// Its user namespace, nil for the host's users, is the one its
+// containers get.
+func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, c *sandboxCreate) (string, []string, *runtimeapi.UserNamespace, error) {
 	cfg, err := w.sandboxConfig(pod, c.attempt)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cfg.Annotations[annotationStartTime] = c.startTime.UTC().Format(time.RFC3339Nano)
 	us, err := w.m.userNamespace(ctx, pod)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	withUserNamespace(us, cfg, nil)
 	if err := w.prepareVolumes(ctx, pod); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := w.m.applyPodCgroup(pod); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	resp, err := w.m.cfg.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
-		return "", nil, fmt.Errorf("create pod sandbox: %w", err)
+		return "", nil, nil, fmt.Errorf("create pod sandbox: %w", err)
 	}
 	id := resp.GetPodSandboxId()
 	w.m.cfg.Log.Info("pod sandbox created", "pod", w.key, "sandbox", id, "attempt", c.attempt)
 	ips, err := w.sandboxIPs(ctx, id)
-	return id, ips, err
+	return id, ips, us, err
 }
 
 // startContainer makes sure of the image, creates and starts one container
-// and runs its postStart hook; the waiting state says why it failed.
-func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID string, ips []string, s containerStart) (v1.ContainerStateWaiting, error) {
+// in the sandbox's user namespace us, and runs its postStart hook; the
+// waiting state says why it failed.
+func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID string, ips []string, us *runtimeapi.UserNamespace, s containerStart) (v1.ContainerStateWaiting, error) {
 	c := s.container
 	if reason, msg := w.ensureImage(ctx, pod, c); reason != "" {
 		return v1.ContainerStateWaiting{Reason: reason, Message: msg}, errors.New(msg)
@@ -251,10 +263,6 @@ func (w *worker) startContainer(ctx context.Context, pod *v1.Pod, sandboxID stri
 		mounts = append(mounts, msgMount)
 	}
 	cfg, err := w.containerConfig(pod, c, s, facts, mounts)
-	if err != nil {
-		return fail("CreateContainerConfigError", err)
-	}
-	us, err := w.m.userNamespace(ctx, pod)
 	if err != nil {
 		return fail("CreateContainerConfigError", err)
 	}

@@ -30,6 +30,9 @@ type sandboxObs struct {
 	// sandbox so that a pod's age survives sandbox recreation and restarts
 	// of the agent; zero if the sandbox does not say.
 	startTime time.Time
+	// hostIDs is the first host ID of the sandbox's user namespace, as
+	// its annotation records it; "" for one with the host's users.
+	hostIDs string
 }
 
 // containerObs is one container instance: its CRI status and what the

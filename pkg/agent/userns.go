@@ -46,8 +46,27 @@ func (m *Manager) userNamespace(ctx context.Context, pod *v1.Pod) (*runtimeapi.U
 	if err != nil {
 		return nil, fmt.Errorf("user namespace: %w", err)
 	}
+	return mapFrom(first), nil
+}
+
+func mapFrom(first uint32) *runtimeapi.UserNamespace {
 	ids := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: first, Length: userns.Size}}
-	return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}, nil
+	return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}
+}
+
+// sandboxUserNamespace is the user namespace a running sandbox of the pod
+// was created with, read from the host ID its annotation records, so that
+// a new container joins its sandbox's mapping even where the allocator
+// could not take the block back in after a restart.
+func sandboxUserNamespace(pod *v1.Pod, sandboxID, recorded string) (*runtimeapi.UserNamespace, error) {
+	if !ownUsers(pod) {
+		return nil, nil
+	}
+	first, err := strconv.ParseUint(recorded, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s records no user namespace (annotation %s=%q) for a pod with hostUsers: false", sandboxID, annotationHostIDs, recorded)
+	}
+	return mapFrom(uint32(first)), nil
 }
 
 // recoverHostIDs takes in the blocks that the runtime's sandboxes hold,

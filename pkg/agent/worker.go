@@ -364,7 +364,8 @@ func (w *worker) observe(ctx context.Context, pod *v1.Pod) (observation, error) 
 	liveSandboxes := map[string]bool{}
 	for _, sb := range sbs.GetItems() {
 		s := sandboxObs{id: sb.GetId(), uid: types.UID(sb.GetMetadata().GetUid()), attempt: sb.GetMetadata().GetAttempt(),
-			ready: sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY, createdAt: nanos(sb.GetCreatedAt())}
+			ready: sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY, createdAt: nanos(sb.GetCreatedAt()),
+			hostIDs: sb.GetAnnotations()[annotationHostIDs]}
 		if t, err := time.Parse(time.RFC3339Nano, sb.GetAnnotations()[annotationStartTime]); err == nil {
 			s.startTime = t
 		}

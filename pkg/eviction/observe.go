@@ -64,12 +64,20 @@ func memoryReading(meminfo, cgroupFS string) (reading, error) {
 	if st, err := keyedValues(filepath.Join(cgroupFS, "memory.stat"), 1); err == nil {
 		available = total - max(st["anon"]+st["file"]-st["inactive_file"], 0)
 	} else if st, err := keyedValues(filepath.Join(cgroupFS, "memory", "memory.stat"), 1); err == nil {
-		usage, err := os.ReadFile(filepath.Join(cgroupFS, "memory", "memory.usage_in_bytes"))
-		if n, perr := strconv.ParseInt(string(bytes.TrimSpace(usage)), 10, 64); err == nil && perr == nil {
-			available = total - max(n-st["total_inactive_file"], 0)
+		if usage, err := readInt(filepath.Join(cgroupFS, "memory", "memory.usage_in_bytes")); err == nil {
+			available = total - max(usage-st["total_inactive_file"], 0)
 		}
 	}
 	return reading{available: available, capacity: total}, nil
+}
+
+// readInt reads a file holding one number.
+func readInt(path string) (int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(string(bytes.TrimSpace(data)), 10, 64)
 }
 
 // keyedValues reads a file of "key value" lines (meminfo's keys end in
