@@ -156,7 +156,17 @@ func (r *Reader) Read(dir string) (Sample, error) {
 		}
 		return Sample{}, fmt.Errorf("read cgroup %s: %w", dir, err)
 	}
-	return sampleOf(st, r.unified, r.now()), nil
+	s := sampleOf(st, r.unified, r.now())
+	if r.unified {
+		// memory.swap.current exists only with swap accounting; its
+		// limit cannot tell, being 0 where swap is off for the cgroup.
+		if _, err := os.Stat(filepath.Join(probe, "memory.swap.current")); err == nil {
+			s.Memory.SwapKnown = true
+			s.Memory.Swap = st.MemoryStats.SwapOnlyUsage.Usage
+			s.Memory.SwapLimit = limitOf(st.MemoryStats.SwapOnlyUsage.Limit, math.MaxUint64)
+		}
+	}
+	return s, nil
 }
 
 // Children lists the names of the cgroups directly below dir (in the
@@ -329,13 +339,7 @@ func memoryOf(m *cgroups.MemoryStats, unified bool) Memory {
 	}
 	if unified {
 		out.Limit = limitOf(m.Usage.Limit, math.MaxUint64)
-		// memory.swap.current exists only with swap accounting.
-		if m.SwapOnlyUsage.Limit != 0 {
-			out.SwapKnown = true
-			out.Swap = m.SwapOnlyUsage.Usage
-			out.SwapLimit = limitOf(m.SwapOnlyUsage.Limit, math.MaxUint64)
-		}
-		return out
+		return out // swap: Read, which can tell whether it is accounted
 	}
 	out.Limit = limitOf(m.Usage.Limit, v1Unlimited)
 	// v1 counts memory+swap together (memory.memsw.*), present only with

@@ -150,7 +150,13 @@ func TestReadV1CoMounted(t *testing.T) {
 // v2Tree is a cgroup v2 container at /pod/ctr with the same usage as
 // v1Tree.
 func v2Tree(max string) map[string]string {
-	return map[string]string{
+	return v2TreeSwap(max, "max")
+}
+
+// v2TreeSwap is v2Tree with memory.swap.max at swapMax, and without swap
+// accounting for "".
+func v2TreeSwap(max, swapMax string) map[string]string {
+	t := map[string]string{
 		"cgroup.controllers":          "cpu memory pids io\n",
 		"pod/ctr/cgroup.controllers":  "cpu memory pids io\n",
 		"pod/ctr/memory.stat":         "anon 31457280\nfile 20971520\nkernel 2097152\nfile_mapped 1048576\ninactive_file 10485760\nactive_file 5242880\npgfault 4242\npgmajfault 7\n",
@@ -165,21 +171,33 @@ func v2Tree(max string) map[string]string {
 		"pod/ctr/pids.max":            "max\n",
 		"pod/ctr/io.stat":             "",
 	}
+	if swapMax == "" {
+		delete(t, "pod/ctr/memory.swap.current")
+		delete(t, "pod/ctr/memory.swap.max")
+	} else {
+		t["pod/ctr/memory.swap.max"] = swapMax + "\n"
+	}
+	return t
 }
 
 func TestReadV2(t *testing.T) {
 	tests := []struct {
 		name      string
 		max       string
+		swapMax   string
 		wantLimit uint64
+		wantSwap  bool
 	}{
-		{"unlimited", "max", 0},
-		{"limited", "104857600", 100 * mib},
+		{"unlimited", "max", "max", 0, true},
+		{"limited", "104857600", "max", 100 * mib, true},
+		// NoSwap: accounted, none allowed; critest wants the series.
+		{"swap off for the cgroup", "max", "0", 0, true},
+		{"no swap accounting", "max", "", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			writeTree(t, root, v2Tree(tt.max))
+			writeTree(t, root, v2TreeSwap(tt.max, tt.swapMax))
 			r := NewReader(root, fixedClock)
 			if !r.Unified() {
 				t.Fatal("v2 tree not read as unified")
@@ -191,7 +209,10 @@ func TestReadV2(t *testing.T) {
 			wantMem := Memory{
 				Usage: 50 * mib, WorkingSet: 40 * mib, RSS: 30 * mib, Cache: 20 * mib, MappedFile: mib,
 				PageFaults: 4242, MajorPageFaults: 7, OwnPageFaults: 4242, OwnMajorPageFaults: 7,
-				Limit: tt.wantLimit, Swap: 2 * mib, SwapKnown: true,
+				Limit: tt.wantLimit,
+			}
+			if tt.wantSwap {
+				wantMem.Swap, wantMem.SwapKnown = 2*mib, true
 			}
 			if s.Memory != wantMem {
 				t.Errorf("memory: got  %+v\nwant %+v", s.Memory, wantMem)

@@ -60,7 +60,12 @@ func BusyboxImageWith(cfg v1.Config, applets []string) (v1.Image, error) {
 	dir("home/app/", 0o755)
 	file("bin/busybox", 0o755, bb)
 	for _, a := range applets {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: now})
+		if a == "busybox" { // busybox --list names itself
+			continue
+		}
+		// Hard links, as busybox images have them: masking one applet
+		// (critest masks /bin/ls) must not mask the shell.
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: "bin/" + a, Linkname: "bin/busybox", Mode: 0o755, ModTime: now})
 	}
 	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
 	file("etc/group", 0o644, []byte("root:x:0:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n"))

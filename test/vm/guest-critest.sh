@@ -18,8 +18,8 @@ say registry $?
 systemctl start berth
 say start $?
 cd /tmp
-timeout 1200 $S/critest --runtime-endpoint unix:///run/berth/berth.sock \
-	--ginkgo.focus="$(cat $S/focus)" --ginkgo.skip="$(cat $S/skip)" \
+PATH=$S:$PATH timeout 1200 $S/critest --parallel=4 --runtime-endpoint unix:///run/berth/berth.sock \
+	--ginkgo.focus="$(cat $S/focus)" \
 	--ginkgo.junit-report=$S/critest.xml --ginkgo.no-color >$S/critest.log 2>&1
 say critest $?
 systemctl stop berth

@@ -36,6 +36,17 @@ type guest struct {
 func newGuest(t *testing.T, script string) *guest {
 	t.Helper()
 	g := &guest{t: t, share: t.TempDir()}
+	// BERTH_VM_SHARE keeps each test's share (what went in, the guest's
+	// logs and results) below it, for a look after the run.
+	if dir := os.Getenv("BERTH_VM_SHARE"); dir != "" {
+		g.share = filepath.Join(dir, t.Name())
+		if err := os.RemoveAll(g.share); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(g.share, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
