@@ -20,7 +20,7 @@ CNI_PLUGINS := \
 	github.com/containernetworking/plugins/plugins/meta/portmap
 TEST_FLAGS ?=
 
-.PHONY: all build deps node-deps run-deps test-deps run run-clean test unit e2e bench install uninstall lint race fuzz chaos clean kube-tools
+.PHONY: all build deps node-deps run-deps test-deps run run-clean test test-vm unit e2e bench install uninstall lint race fuzz chaos clean kube-tools
 
 all: build
 
@@ -77,6 +77,11 @@ test: build test-deps lint race
 
 kube-tools:
 	bash test/kube/build.sh
+
+# test-vm runs the systemd lane alone (make test runs it too): berth under
+# a real systemd on cgroup v2, in qemu (test/vm; about ten minutes here).
+test-vm: build test-deps
+	$(GO) test $(TEST_FLAGS) -count=1 -v -timeout 40m ./test/vm
 
 # fuzz runs every fuzz target (test/fuzz/run.sh finds them) for FUZZTIME
 # each; make test runs them for FUZZ_SHORT, and go test ./... replays
