@@ -106,6 +106,9 @@ race:
 unit:
 	$(GO) test -count=1 -short ./...
 
+# bench prints figures and ratios, berth's against a real kubelet +
+# containerd's first (test/bench; the kubelet is built once, cached like
+# the control plane).
 bench: build test-deps
 	$(GO) run ./test/bench
 

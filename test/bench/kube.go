@@ -56,7 +56,7 @@ func kubeBench(ctx context.Context, samples int, idle time.Duration) (err error)
 		return err
 	}
 	client := cluster.Client(bt)
-	a := &agentRun{d: d}
+	a := berthAgent(d)
 	if err := a.wait(ctx, func() (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, d.NodeName, metav1.GetOptions{})
 		return err == nil && nodeReady(n), nil
@@ -189,7 +189,7 @@ func apiPodStart(ctx context.Context, client kubernetes.Interface, d *harness.Da
 			}
 		}
 	}()
-	a := &agentRun{d: d}
+	a := berthAgent(d)
 	var at time.Time
 	if err := a.wait(ctx, func() (bool, error) {
 		resp, err := d.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{

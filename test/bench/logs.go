@@ -25,18 +25,11 @@ var logLine = strings.Repeat("x", 99)
 // its output redirected to a file on the same filesystem, no shim.
 // Figures: MB/s and lines/s, and berthd + shim CPU per MB.
 func logBench(ctx context.Context, size int64, samples int) error {
-	d, err := harness.NewDaemon()
+	d, err := startBenchDaemon(ctx)
 	if err != nil {
 		return err
 	}
 	defer d.Cleanup()
-	d.SetLogLevel("info")
-	if err := d.Start(ctx); err != nil {
-		return err
-	}
-	if err := importBusybox(ctx, d); err != nil {
-		return err
-	}
 	writer := fmt.Sprintf("yes %s | head -c %d", logLine, size)
 	fmt.Printf("container log throughput (%d MiB of 100-byte lines to stdout, medians of %d)\n", size>>20, samples)
 	var shimTimes, floorTimes []time.Duration

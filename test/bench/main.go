@@ -42,7 +42,15 @@ func main() {
 	probePods := flag.Int("probe-pods", 30, "pods of the probe load")
 	logMiB := flag.Int64("log-mib", 256, "bytes a container writes to its log for the log throughput figures, in MiB (0 skips them)")
 	kubeIdle := flag.Duration("kube-idle", 60*time.Second, "idle period for the API request figure of berth as a Kubernetes node (0 skips the Kubernetes figures)")
+	compareRounds := flag.Int("compare-rounds", 3, "rounds of berth against kubelet + containerd, alternating (0 skips them)")
+	berthOnly := flag.Bool("berth-only", false, "measure berth alone: no kubelet + containerd")
 	flag.Parse()
+	if *compareRounds > 0 && !*berthOnly {
+		if err := compareBench(context.Background(), *compareRounds, *idle); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(*n, *pods, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -144,6 +152,21 @@ func run(n, pods int, idle time.Duration) error {
 }
 
 // importBusybox builds the benchmark's image and imports it into d.
+// startBenchDaemon starts a berthd logging at info, as a node's does,
+// with the bench's busybox imported; the caller cleans it up, also after
+// an error.
+func startBenchDaemon(ctx context.Context) (*harness.Daemon, error) {
+	d, err := harness.NewDaemon()
+	if err != nil {
+		return nil, err
+	}
+	d.SetLogLevel("info")
+	if err := d.Start(ctx); err != nil {
+		return d, err
+	}
+	return d, importBusybox(ctx, d)
+}
+
 func importBusybox(ctx context.Context, d *harness.Daemon) error {
 	img, err := harness.BusyboxImage(v1.Config{Cmd: []string{"sh"}})
 	if err != nil {

@@ -73,19 +73,12 @@ type probeTarget struct {
 // container running again: a probe period at most, the kill and the
 // first restart (no back-off).
 func livenessRestart(ctx context.Context, samples int) error {
-	d, err := harness.NewDaemon()
+	d, err := startBenchDaemon(ctx)
 	if err != nil {
 		return err
 	}
 	defer d.Cleanup()
-	d.SetLogLevel("info")
-	if err := d.Start(ctx); err != nil {
-		return err
-	}
-	if err := importBusybox(ctx, d); err != nil {
-		return err
-	}
-	a := &agentRun{d: d}
+	a := berthAgent(d)
 	if err := os.MkdirAll(d.Manifests, 0o755); err != nil {
 		return err
 	}
@@ -176,7 +169,7 @@ func probeLoad(ctx context.Context, t probeTarget, pods int, window time.Duratio
 	if err != nil {
 		return 0, 0, err
 	}
-	a := &agentRun{d: d}
+	a := berthAgent(d)
 	if err := os.MkdirAll(d.Manifests, 0o755); err != nil {
 		return 0, 0, err
 	}

@@ -15,12 +15,20 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// killShims kills the shims (and so nothing else) that a failed run left;
-// their sockets live in state/shims.
+// killShims kills the shims (and so nothing else) that a failed run left.
 func killShims(state string) {
-	killProcesses(func(cmdline string) bool {
-		return strings.Contains(cmdline, "berth-shim") && strings.Contains(cmdline, filepath.Join(state, "shims"))
-	})
+	killProcesses(func(cmdline string) bool { return isBerthShimOf(cmdline, state) })
+}
+
+// isBerthShimOf: the shims of the berthd with this state directory have
+// their sockets in state/shims.
+func isBerthShimOf(cmdline, state string) bool {
+	return strings.Contains(cmdline, "berth-shim") && strings.Contains(cmdline, filepath.Join(state, "shims"))
+}
+
+// ShimPids are the process IDs of berthd's shims.
+func (d *Daemon) ShimPids() []int {
+	return pids(func(cmdline string) bool { return isBerthShimOf(cmdline, d.State) })
 }
 
 // MountsBelow lists mount points under dir, deepest first.

@@ -139,6 +139,18 @@ func (c *Containerd) Import(ctx context.Context, archive string) error {
 	return nil
 }
 
+// Pid is containerd's process ID.
+func (c *Containerd) Pid() int { return c.cmd.Process.Pid }
+
+// ShimPids are the process IDs of the shims serving this containerd.
+func (c *Containerd) ShimPids() []int {
+	return pids(func(cmdline string) bool { return isShimOf(cmdline, c.Socket) })
+}
+
+func isShimOf(cmdline, socket string) bool {
+	return strings.Contains(cmdline, "containerd-shim") && strings.Contains(cmdline, socket)
+}
+
 // LogPath is containerd's own log.
 func (c *Containerd) LogPath() string { return filepath.Join(c.Dir, "containerd.log") }
 
@@ -162,9 +174,7 @@ func (c *Containerd) Cleanup() error {
 	if c.cmd != nil {
 		terminate(c.cmd, c.exited)
 	}
-	killProcesses(func(cmdline string) bool {
-		return strings.Contains(cmdline, "containerd-shim") && strings.Contains(cmdline, c.Socket)
-	})
+	killProcesses(func(cmdline string) bool { return isShimOf(cmdline, c.Socket) })
 	unmountBelow(c.Dir)
 	if link, err := netlink.LinkByName(c.Bridge); err == nil {
 		netlink.LinkDel(link)
@@ -177,6 +187,15 @@ func (c *Containerd) Cleanup() error {
 
 // killProcesses kills the processes whose command line matches.
 func killProcesses(match func(cmdline string) bool) {
+	for _, pid := range pids(match) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// pids are the processes whose command line (its words joined by
+// spaces) matches.
+func pids(match func(cmdline string) bool) []int {
+	var out []int
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
@@ -185,9 +204,10 @@ func killProcesses(match func(cmdline string) bool) {
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
 		if err == nil && match(strings.ReplaceAll(string(cmdline), "\x00", " ")) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			out = append(out, pid)
 		}
 	}
+	return out
 }
 
 // PauseImage is an image of one static pause binary at /pause.

@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager and kubectl from the
-# separate module in test/kube/tools into a cache directory outside the repo,
-# keyed by that module's go.mod + go.sum, and prints the directory on the last
-# stdout line. A warm cache makes this a no-op; everything else goes to stderr.
+# Builds etcd, kube-apiserver, kube-controller-manager and kubectl (or, with
+# the argument kubelet, the kubelet that make bench runs beside berth) from
+# the separate module in test/kube/tools into a cache directory outside the
+# repo, keyed by that module's go.mod + go.sum, and prints the directory on
+# the last stdout line. A warm cache makes this a no-op; everything else
+# goes to stderr.
 set -euo pipefail
 
 tools="$(cd "$(dirname "${BASH_SOURCE[0]}")/tools" && pwd)"
 key="$(cat "$tools/go.mod" "$tools/go.sum" | sha256sum | cut -c1-16)"
 root="${BERTH_TEST_CACHE:-/var/cache/berth-test}"
-dir="$root/kube-$key"
-bins=(etcd kube-apiserver kube-controller-manager kubectl)
+what="${1:-control-plane}"
+case "$what" in
+control-plane)
+	dir="$root/kube-$key"
+	bins=(etcd kube-apiserver kube-controller-manager kubectl)
+	;;
+kubelet)
+	dir="$root/kubelet-$key"
+	bins=(kubelet)
+	;;
+*)
+	echo "build.sh: unknown argument $what (control-plane or kubelet)" >&2
+	exit 2
+	;;
+esac
 
 complete() {
 	for b in "${bins[@]}"; do [ -x "$1/$b" ] || return 1; done
@@ -20,9 +35,9 @@ if ! complete "$dir"; then
 	# Build beside the final directory (same filesystem) so the rename that
 	# publishes it is atomic; an interrupted build leaves only the temp dir,
 	# which the trap removes.
-	tmp="$(mktemp -d "$root/.kube-$key.XXXXXX")"
+	tmp="$(mktemp -d "$root/.$what-$key.XXXXXX")"
 	trap 'rm -rf "$tmp"' EXIT
-	echo "building kube test binaries into $dir (takes a while when cold)" >&2
+	echo "building ${bins[*]} into $dir (takes a while when cold)" >&2
 	export CGO_ENABLED=0 GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly"
 	(
 		cd "$tools"
@@ -36,6 +51,10 @@ if ! complete "$dir"; then
 			ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 		done
 		flags=(-trimpath "-ldflags=$ld")
+		if [ "$what" = kubelet ]; then
+			go build "${flags[@]}" -o "$tmp/" k8s.io/kubernetes/cmd/kubelet
+			exit
+		fi
 		go build "${flags[@]}" -o "$tmp/" \
 			k8s.io/kubernetes/cmd/kube-apiserver \
 			k8s.io/kubernetes/cmd/kube-controller-manager \
