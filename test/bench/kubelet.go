@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/test/testutil"
 )
 
 // kubeletNode is the anchor berth is measured against: Debian's
@@ -31,9 +33,12 @@ type kubeletNode struct {
 // startKubeletNode starts containerd, imports the bench's busybox and
 // starts kubelet. A missing containerd or kubelet is an error saying which.
 func startKubeletNode(ctx context.Context) (*kubeletNode, error) {
-	out, err := exec.Command("bash", "test/kube/build.sh", "kubelet").Output()
+	build := exec.Command("bash", "test/kube/build.sh", "kubelet")
+	var stderr bytes.Buffer
+	build.Stderr = &stderr
+	out, err := build.Output()
 	if err != nil {
-		return nil, fmt.Errorf("build kubelet (test/kube/build.sh kubelet): %w", err)
+		return nil, fmt.Errorf("build kubelet (test/kube/build.sh kubelet): %w: %s", err, testutil.Tail(stderr.String(), 5))
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	kubelet := filepath.Join(lines[len(lines)-1], "kubelet")

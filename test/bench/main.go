@@ -153,18 +153,22 @@ func run(n, pods int, idle time.Duration) error {
 
 // importBusybox builds the benchmark's image and imports it into d.
 // startBenchDaemon starts a berthd logging at info, as a node's does,
-// with the bench's busybox imported; the caller cleans it up, also after
-// an error.
+// with the bench's busybox imported; the caller cleans it up. After an
+// error nothing of it is left.
 func startBenchDaemon(ctx context.Context) (*harness.Daemon, error) {
 	d, err := harness.NewDaemon()
 	if err != nil {
 		return nil, err
 	}
 	d.SetLogLevel("info")
-	if err := d.Start(ctx); err != nil {
-		return d, err
+	if err = d.Start(ctx); err == nil {
+		err = importBusybox(ctx, d)
 	}
-	return d, importBusybox(ctx, d)
+	if err != nil {
+		d.Cleanup()
+		return nil, err
+	}
+	return d, nil
 }
 
 func importBusybox(ctx context.Context, d *harness.Daemon) error {
