@@ -50,7 +50,10 @@ func Capacity(root string, maxPods int) (v1.ResourceList, error) {
 }
 
 // MemTotal is the node's memory in bytes, as /proc/meminfo says it.
-func MemTotal() (int64, error) {
+func MemTotal() (int64, error) { return MemInfo("MemTotal") }
+
+// MemInfo is one of /proc/meminfo's figures (MemTotal, SwapTotal…), in bytes.
+func MemInfo(key string) (int64, error) {
 	const path = "/proc/meminfo"
 	f, err := os.Open(path)
 	if err != nil {
@@ -60,13 +63,13 @@ func MemTotal() (int64, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+		if len(fields) >= 2 && fields[0] == key+":" {
 			kb, err := strconv.ParseInt(fields[1], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("memory: %s: MemTotal %q: %w", path, fields[1], err)
+				return 0, fmt.Errorf("memory: %s: %s %q: %w", path, key, fields[1], err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("memory: %s has no MemTotal", path)
+	return 0, fmt.Errorf("memory: %s has no %s", path, key)
 }

@@ -2,10 +2,7 @@ package agent
 
 import (
 	"net"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 
 	"github.com/berth-project/berth/pkg/admission"
 )
@@ -18,17 +15,8 @@ func nodeCapacity() (memory, milliCPU int64) {
 
 // nodeSwap is the node's swap (SwapTotal), 0 if unreadable.
 func nodeSwap() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "SwapTotal:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	swap, _ := admission.MemInfo("SwapTotal")
+	return swap
 }
 
 // hostIPs are the node's global unicast addresses, IPv4 first.
